@@ -1,0 +1,70 @@
+use std::future::{Ready, ready};
+
+use actix_web::dev::Payload;
+use actix_web::http::header;
+use actix_web::{FromRequest, HttpRequest, web};
+use uuid::Uuid;
+
+use crate::domain::Role;
+use crate::error::{ApiError, TokenProblem};
+use crate::startup::AppState;
+
+/// Longest `Authorization` header worth parsing; anything longer is refused unread.
+const MAX_AUTHORIZATION_BYTES: usize = 8 * 1024;
+
+/// The caller, proven by a valid bearer access token. Put it in a handler's signature to require
+/// authentication; verification reads only the token, never the database.
+#[derive(Debug, Clone)]
+pub struct AuthUser {
+    pub user_id: Uuid,
+    pub session_id: Uuid,
+    pub role: Role,
+}
+
+impl FromRequest for AuthUser {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(authenticate(req))
+    }
+}
+
+fn authenticate(req: &HttpRequest) -> Result<AuthUser, ApiError> {
+    let state = req
+        .app_data::<web::Data<AppState>>()
+        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("application state is missing")))?;
+    let token = bearer_token(req)?;
+    let claims = state
+        .tokens
+        .verify(token)
+        .map_err(|err| ApiError::Unauthorized(TokenProblem::Invalid(err.description())))?;
+    Ok(AuthUser {
+        user_id: claims.sub,
+        session_id: claims.sid,
+        role: claims.role,
+    })
+}
+
+fn bearer_token(req: &HttpRequest) -> Result<&str, ApiError> {
+    let Some(value) = req.headers().get(header::AUTHORIZATION) else {
+        return Err(ApiError::Unauthorized(TokenProblem::Missing));
+    };
+    let invalid = |why| ApiError::Unauthorized(TokenProblem::Invalid(why));
+    if value.len() > MAX_AUTHORIZATION_BYTES {
+        return Err(invalid("the authorization header is too large"));
+    }
+    let value = value
+        .to_str()
+        .map_err(|_| invalid("the authorization header is not valid text"))?;
+    let (scheme, token) = value.split_once(' ').unwrap_or((value, ""));
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        // Another scheme (Basic, …) is not a bearer token at all: answer with the bare challenge.
+        return Err(ApiError::Unauthorized(TokenProblem::Missing));
+    }
+    let token = token.trim();
+    if token.is_empty() {
+        return Err(invalid("the bearer token is empty"));
+    }
+    Ok(token)
+}

@@ -1,0 +1,282 @@
+use std::time::Duration;
+
+use chrono::Utc;
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use crate::domain::Role;
+
+/// Clock skew tolerated between instances when checking `exp` and `iat` (RFC 8725 §3.10 asks for
+/// as little as possible; the product limit is 30 s).
+const LEEWAY_SECS: u64 = 10;
+
+/// `typ` of every access token (RFC 9068), so no other JWT signed with the same key passes.
+const ACCESS_TOKEN_TYPE: &str = "at+jwt";
+
+/// An HS256 signing secret of at least 256 bits.
+pub struct JwtSecret(Vec<u8>);
+
+impl JwtSecret {
+    pub const MIN_BYTES: usize = 32;
+
+    pub fn new(secret: &str) -> Result<Self, String> {
+        if secret.len() < Self::MIN_BYTES {
+            return Err(format!(
+                "the JWT secret must be at least {} bytes long, got {}",
+                Self::MIN_BYTES,
+                secret.len()
+            ));
+        }
+        Ok(Self(secret.as_bytes().to_vec()))
+    }
+
+    /// A short, stable fingerprint used as the `kid` header: it changes when the secret does, so
+    /// a token signed with an old secret is told apart before its signature is even checked.
+    fn key_id(&self) -> String {
+        let digest = Sha256::digest([b"latchkey-kid:".as_slice(), &self.0].concat());
+        hex::encode(&digest[..8])
+    }
+}
+
+/// The claims of a Latchkey access token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessClaims {
+    pub iss: String,
+    pub sub: Uuid,
+    pub sid: Uuid,
+    pub role: Role,
+    pub iat: i64,
+    pub exp: i64,
+    pub jti: Uuid,
+}
+
+pub struct IssuedAccessToken {
+    pub token: String,
+    pub expires_in: u64,
+}
+
+/// Why a presented access token was refused. The text goes into `error_description`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenError {
+    Malformed,
+    Expired,
+    BadSignature,
+    UnknownKey,
+    InvalidClaims,
+}
+
+impl TokenError {
+    pub fn description(self) -> &'static str {
+        match self {
+            Self::Malformed => "the access token is malformed",
+            Self::Expired => "the access token has expired",
+            Self::BadSignature => "the access token signature is invalid",
+            Self::UnknownKey => "the access token was signed with an unknown key",
+            Self::InvalidClaims => "the access token has invalid claims",
+        }
+    }
+}
+
+/// Issues and verifies HS256 access tokens. Verification reads nothing but the token.
+pub struct AccessTokens {
+    kid: String,
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    validation: Validation,
+    issuer: String,
+    ttl: Duration,
+}
+
+impl AccessTokens {
+    pub fn new(secret: &JwtSecret, issuer: &str, ttl: Duration) -> Self {
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.leeway = LEEWAY_SECS;
+        validation.set_issuer(&[issuer]);
+        validation.set_required_spec_claims(&["exp", "iat", "sub", "iss"]);
+        Self {
+            kid: secret.key_id(),
+            encoding: EncodingKey::from_secret(&secret.0),
+            decoding: DecodingKey::from_secret(&secret.0),
+            validation,
+            issuer: issuer.to_owned(),
+            ttl,
+        }
+    }
+
+    pub fn issue(
+        &self,
+        user_id: Uuid,
+        session_id: Uuid,
+        role: Role,
+    ) -> Result<IssuedAccessToken, jsonwebtoken::errors::Error> {
+        let now = Utc::now().timestamp();
+        let ttl = self.ttl.as_secs();
+        let claims = AccessClaims {
+            iss: self.issuer.clone(),
+            sub: user_id,
+            sid: session_id,
+            role,
+            iat: now,
+            exp: now.saturating_add_unsigned(ttl),
+            jti: Uuid::new_v4(),
+        };
+        let mut header = Header::new(Algorithm::HS256);
+        header.typ = Some(ACCESS_TOKEN_TYPE.to_owned());
+        header.kid = Some(self.kid.clone());
+        let token = jsonwebtoken::encode(&header, &claims, &self.encoding)?;
+        Ok(IssuedAccessToken {
+            token,
+            expires_in: ttl,
+        })
+    }
+
+    pub fn verify(&self, token: &str) -> Result<AccessClaims, TokenError> {
+        let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Malformed)?;
+        if header.alg != Algorithm::HS256 || header.typ.as_deref() != Some(ACCESS_TOKEN_TYPE) {
+            return Err(TokenError::Malformed);
+        }
+        if header.kid.as_deref() != Some(self.kid.as_str()) {
+            return Err(TokenError::UnknownKey);
+        }
+        let data = jsonwebtoken::decode::<AccessClaims>(token, &self.decoding, &self.validation)
+            .map_err(|err| match err.kind() {
+                ErrorKind::ExpiredSignature => TokenError::Expired,
+                ErrorKind::InvalidSignature => TokenError::BadSignature,
+                ErrorKind::InvalidIssuer
+                | ErrorKind::MissingRequiredClaim(_)
+                | ErrorKind::ImmatureSignature => TokenError::InvalidClaims,
+                _ => TokenError::Malformed,
+            })?;
+        let issued_in_future = data.claims.iat > Utc::now().timestamp() + LEEWAY_SECS as i64;
+        if issued_in_future {
+            return Err(TokenError::InvalidClaims);
+        }
+        Ok(data.claims)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+    use super::*;
+
+    const SECRET: &str = "0123456789abcdef0123456789abcdef";
+
+    fn tokens() -> AccessTokens {
+        AccessTokens::new(
+            &JwtSecret::new(SECRET).unwrap(),
+            "latchkey",
+            Duration::from_secs(900),
+        )
+    }
+
+    fn sign(header: &Header, claims: &serde_json::Value, secret: &str) -> String {
+        jsonwebtoken::encode(header, claims, &EncodingKey::from_secret(secret.as_bytes())).unwrap()
+    }
+
+    fn header(kid: &str) -> Header {
+        let mut header = Header::new(Algorithm::HS256);
+        header.typ = Some(ACCESS_TOKEN_TYPE.into());
+        header.kid = Some(kid.into());
+        header
+    }
+
+    fn claims(iat: i64, exp: i64) -> serde_json::Value {
+        serde_json::json!({
+            "iss": "latchkey", "sub": Uuid::new_v4(), "sid": Uuid::new_v4(),
+            "role": "user", "iat": iat, "exp": exp, "jti": Uuid::new_v4(),
+        })
+    }
+
+    #[test]
+    fn secrets_shorter_than_32_bytes_are_refused() {
+        assert!(JwtSecret::new(&"x".repeat(31)).is_err());
+        assert!(JwtSecret::new(&"x".repeat(32)).is_ok());
+    }
+
+    #[test]
+    fn an_issued_token_verifies_with_its_claims() {
+        let tokens = tokens();
+        let (user, session) = (Uuid::new_v4(), Uuid::new_v4());
+        let issued = tokens.issue(user, session, Role::Admin).unwrap();
+        assert_eq!(issued.expires_in, 900);
+        let claims = tokens.verify(&issued.token).unwrap();
+        assert_eq!(
+            (claims.sub, claims.sid, claims.role),
+            (user, session, Role::Admin)
+        );
+        assert_eq!(claims.exp - claims.iat, 900);
+        let header = jsonwebtoken::decode_header(&issued.token).unwrap();
+        assert_eq!(header.typ.as_deref(), Some("at+jwt"));
+    }
+
+    #[test]
+    fn expired_tokens_are_refused_beyond_the_leeway() {
+        let tokens = tokens();
+        let now = Utc::now().timestamp();
+        let kid = tokens.kid.clone();
+        let stale = sign(&header(&kid), &claims(now - 1000, now - 60), SECRET);
+        assert_eq!(tokens.verify(&stale), Err(TokenError::Expired));
+        let within_leeway = sign(&header(&kid), &claims(now - 1000, now - 2), SECRET);
+        assert!(tokens.verify(&within_leeway).is_ok());
+    }
+
+    #[test]
+    fn tokens_from_another_secret_or_issuer_are_refused() {
+        let tokens = tokens();
+        let now = Utc::now().timestamp();
+        let kid = tokens.kid.clone();
+        let forged = sign(
+            &header(&kid),
+            &claims(now, now + 60),
+            "another-secret-another-secret-xx",
+        );
+        assert_eq!(tokens.verify(&forged), Err(TokenError::BadSignature));
+        let mut foreign = claims(now, now + 60);
+        foreign["iss"] = "someone-else".into();
+        let foreign = sign(&header(&kid), &foreign, SECRET);
+        assert_eq!(tokens.verify(&foreign), Err(TokenError::InvalidClaims));
+    }
+
+    #[test]
+    fn a_token_issued_in_the_future_is_refused() {
+        let tokens = tokens();
+        let now = Utc::now().timestamp();
+        let token = sign(
+            &header(&tokens.kid),
+            &claims(now + 3600, now + 7200),
+            SECRET,
+        );
+        assert_eq!(tokens.verify(&token), Err(TokenError::InvalidClaims));
+    }
+
+    #[test]
+    fn missing_claims_and_unknown_kids_are_refused() {
+        let tokens = tokens();
+        let now = Utc::now().timestamp();
+        let mut no_sid = claims(now, now + 60);
+        no_sid.as_object_mut().unwrap().remove("sid");
+        let token = sign(&header(&tokens.kid), &no_sid, SECRET);
+        assert_eq!(tokens.verify(&token), Err(TokenError::Malformed));
+        let token = sign(&header("other-kid"), &claims(now, now + 60), SECRET);
+        assert_eq!(tokens.verify(&token), Err(TokenError::UnknownKey));
+    }
+
+    #[test]
+    fn alg_none_and_garbage_are_refused() {
+        let tokens = tokens();
+        let now = Utc::now().timestamp();
+        let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"at+jwt"}"#);
+        let payload = URL_SAFE_NO_PAD.encode(claims(now, now + 60).to_string());
+        let unsigned = format!("{header}.{payload}.");
+        assert_eq!(tokens.verify(&unsigned), Err(TokenError::Malformed));
+        for garbage in ["", "a", "a.b.c", "....", "eyJ.eyJ.sig"] {
+            assert_eq!(tokens.verify(garbage), Err(TokenError::Malformed));
+        }
+    }
+}

@@ -1,0 +1,100 @@
+//! Every setting is a command-line flag with an environment fallback, so `latchkey --help` is the
+//! complete configuration reference and a bare `cargo run` needs none of them.
+
+use std::time::Duration;
+
+use clap::Args;
+
+/// Runtime configuration of one Latchkey instance.
+#[derive(Debug, Clone, Args)]
+pub struct Config {
+    /// Address the HTTP server binds to.
+    #[arg(
+        long,
+        env = "LATCHKEY_ADDR",
+        default_value = "127.0.0.1:8080",
+        global = true
+    )]
+    pub addr: String,
+
+    /// Database URL: `sqlite://FILE` (created if missing) or `postgres://…`.
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "sqlite://latchkey.db",
+        hide_env_values = true,
+        global = true
+    )]
+    pub database_url: String,
+
+    /// HS256 signing secret, at least 32 bytes. When unset on SQLite a random secret is generated
+    /// once and stored in the database; PostgreSQL deployments must set it.
+    #[arg(
+        long,
+        env = "LATCHKEY_JWT_SECRET",
+        hide_env_values = true,
+        global = true
+    )]
+    pub jwt_secret: Option<String>,
+
+    /// `iss` claim of issued access tokens, checked on every verification.
+    #[arg(
+        long,
+        env = "LATCHKEY_ISSUER",
+        default_value = "latchkey",
+        global = true
+    )]
+    pub issuer: String,
+
+    /// Access token lifetime in seconds.
+    #[arg(long, env = "LATCHKEY_ACCESS_TTL", default_value_t = 900, value_parser = clap::value_parser!(u64).range(1..=86_400), global = true)]
+    pub access_ttl: u64,
+
+    /// Refresh token lifetime in seconds (sliding: every refresh issues a new one).
+    #[arg(long, env = "LATCHKEY_REFRESH_TTL", default_value_t = 30 * 86_400, value_parser = clap::value_parser!(u64).range(60..), global = true)]
+    pub refresh_ttl: u64,
+
+    /// Absolute session lifetime in seconds, however often it is refreshed.
+    #[arg(long, env = "LATCHKEY_SESSION_MAX_AGE", default_value_t = 90 * 86_400, value_parser = clap::value_parser!(u64).range(60..), global = true)]
+    pub session_max_age: u64,
+
+    /// bcrypt cost factor for new password hashes (4–31).
+    #[arg(long, env = "LATCHKEY_BCRYPT_COST", default_value_t = 12, value_parser = clap::value_parser!(u32).range(4..=31), global = true)]
+    pub bcrypt_cost: u32,
+
+    /// Threads that may run bcrypt at once [default: number of CPUs].
+    #[arg(long, env = "LATCHKEY_HASH_THREADS", value_parser = clap::value_parser!(u16).range(1..), global = true)]
+    pub hash_threads: Option<u16>,
+
+    /// HTTP worker threads [default: number of CPUs].
+    #[arg(long, env = "LATCHKEY_WORKERS", value_parser = clap::value_parser!(u16).range(1..), global = true)]
+    pub workers: Option<u16>,
+}
+
+impl Config {
+    pub fn access_ttl(&self) -> Duration {
+        Duration::from_secs(self.access_ttl)
+    }
+
+    pub fn refresh_ttl(&self) -> Duration {
+        Duration::from_secs(self.refresh_ttl)
+    }
+
+    pub fn session_max_age(&self) -> Duration {
+        Duration::from_secs(self.session_max_age)
+    }
+
+    pub fn hash_threads(&self) -> usize {
+        self.hash_threads
+            .map(usize::from)
+            .unwrap_or_else(available_cpus)
+    }
+
+    pub fn workers(&self) -> usize {
+        self.workers.map(usize::from).unwrap_or_else(available_cpus)
+    }
+}
+
+fn available_cpus() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}

@@ -1,0 +1,104 @@
+use std::fmt;
+
+/// A syntactically valid, trimmed and lower-cased email address of at most 254 characters.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Email(String);
+
+impl Email {
+    pub const MAX_LEN: usize = 254;
+
+    pub fn parse(raw: &str) -> Result<Self, &'static str> {
+        let email = raw.trim().to_lowercase();
+        if email.is_empty() {
+            return Err("is required");
+        }
+        if email.chars().count() > Self::MAX_LEN {
+            return Err("must be at most 254 characters");
+        }
+        let Some((local, domain)) = email.rsplit_once('@') else {
+            return Err("must be an email address");
+        };
+        if !is_valid_local_part(local) || !is_valid_domain(domain) {
+            return Err("must be an email address");
+        }
+        Ok(Self(email))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+fn is_valid_local_part(local: &str) -> bool {
+    !local.is_empty()
+        && local.len() <= 64
+        && !local.starts_with('.')
+        && !local.ends_with('.')
+        && !local.contains("..")
+        && local
+            .chars()
+            .all(|c| c.is_alphanumeric() || "!#$%&'*+-/=?^_`{|}~.".contains(c))
+}
+
+fn is_valid_domain(domain: &str) -> bool {
+    let labels: Vec<&str> = domain.split('.').collect();
+    labels.len() >= 2
+        && labels.iter().all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label.chars().all(|c| c.is_alphanumeric() || c == '-')
+        })
+}
+
+impl fmt::Display for Email {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalises_case_and_whitespace() {
+        let email = Email::parse("  Ada.Lovelace@Example.COM ").unwrap();
+        assert_eq!(email.as_str(), "ada.lovelace@example.com");
+    }
+
+    #[test]
+    fn accepts_plus_addressing_and_subdomains() {
+        assert!(Email::parse("ada+latchkey@mail.example.co.uk").is_ok());
+    }
+
+    #[test]
+    fn rejects_malformed_addresses() {
+        for raw in [
+            "",
+            "   ",
+            "ada",
+            "ada@",
+            "@example.com",
+            "ada@example",
+            "ada@@example.com",
+            "ada lovelace@example.com",
+            "ada@exa mple.com",
+            ".ada@example.com",
+            "ada..l@example.com",
+            "ada@-example.com",
+            "ada@example..com",
+            "<script>@example.com",
+        ] {
+            assert!(Email::parse(raw).is_err(), "{raw:?} was accepted");
+        }
+    }
+
+    #[test]
+    fn rejects_addresses_longer_than_254_characters() {
+        let long = format!("{}@{}.com", "a".repeat(64), "b".repeat(63).repeat(3));
+        assert!(long.len() > Email::MAX_LEN);
+        assert_eq!(Email::parse(&long), Err("must be at most 254 characters"));
+    }
+}

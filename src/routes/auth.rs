@@ -1,0 +1,223 @@
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder, web};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::auth::{AuthUser, RefreshToken};
+use crate::domain::{DisplayName, Email, Password};
+use crate::error::{ApiError, FieldError};
+use crate::extract::JsonBody;
+use crate::startup::AppState;
+use crate::store::{self, NewRefreshToken, NewSession, NewUser, User};
+
+/// Longest `User-Agent` kept with a session.
+const MAX_USER_AGENT_CHARS: usize = 512;
+
+#[derive(Deserialize)]
+pub struct SignupBody {
+    email: String,
+    password: String,
+    name: Option<String>,
+}
+
+#[derive(Deserialize)]
+pub struct LoginBody {
+    email: String,
+    password: String,
+}
+
+#[derive(Deserialize)]
+pub struct RefreshBody {
+    refresh_token: String,
+}
+
+/// The OAuth 2.0 style token response (RFC 6749 §5.1) with the user alongside.
+#[derive(Serialize)]
+struct TokenResponse {
+    access_token: String,
+    token_type: &'static str,
+    expires_in: u64,
+    refresh_token: String,
+    user: User,
+}
+
+struct Signup {
+    email: Email,
+    password: Password,
+    name: Option<DisplayName>,
+}
+
+impl SignupBody {
+    /// Checks every field and reports all that are wrong at once.
+    fn parse(self) -> Result<Signup, ApiError> {
+        let mut errors = Vec::new();
+        let email = Email::parse(&self.email)
+            .map_err(|msg| errors.push(FieldError::new("email", "invalid", msg)))
+            .ok();
+        let password = Password::parse(self.password)
+            .map_err(|msg| errors.push(FieldError::new("password", "invalid", msg)))
+            .ok();
+        let name = DisplayName::parse(self.name.as_deref().unwrap_or(""))
+            .map_err(|msg| errors.push(FieldError::new("name", "invalid", msg)))
+            .ok();
+        match (email, password, name) {
+            (Some(email), Some(password), Some(name)) => Ok(Signup {
+                email,
+                password,
+                name,
+            }),
+            _ => Err(ApiError::Validation(errors)),
+        }
+    }
+}
+
+pub async fn signup(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    JsonBody(body): JsonBody<SignupBody>,
+) -> Result<HttpResponse, ApiError> {
+    let signup = body.parse()?;
+    let password_hash = state
+        .hasher
+        .hash(&signup.password)
+        .await
+        .map_err(ApiError::Internal)?;
+    let now = store::now();
+    let new_user = NewUser {
+        id: Uuid::new_v4(),
+        email: signup.email,
+        password_hash,
+        name: signup.name,
+        created_at: now,
+    };
+    let (session, refresh_token, refresh) = new_session(&state, &req, new_user.id);
+    let user = state
+        .store
+        .create_user(&new_user, &session, &refresh)
+        .await?;
+    token_response(
+        HttpResponse::Created(),
+        &state,
+        user,
+        session.id,
+        refresh_token,
+    )
+}
+
+pub async fn login(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    JsonBody(body): JsonBody<LoginBody>,
+) -> Result<HttpResponse, ApiError> {
+    let email = Email::parse(&body.email)
+        .map_err(|msg| ApiError::Validation(vec![FieldError::new("email", "invalid", msg)]))?;
+    if body.password.is_empty() {
+        return Err(ApiError::Validation(vec![FieldError::new(
+            "password",
+            "required",
+            "is required",
+        )]));
+    }
+    let credentials = state.store.credentials_by_email(&email).await?;
+    let stored_hash = credentials.as_ref().map(|c| c.password_hash.as_str());
+    let verified = state
+        .hasher
+        .verify(&body.password, stored_hash)
+        .await
+        .map_err(ApiError::Internal)?;
+    let Some(credentials) = credentials.filter(|_| verified) else {
+        return Err(ApiError::InvalidCredentials);
+    };
+    let user = credentials.user;
+    let (session, refresh_token, refresh) = new_session(&state, &req, user.id);
+    state.store.create_session(&session, &refresh).await?;
+    token_response(HttpResponse::Ok(), &state, user, session.id, refresh_token)
+}
+
+pub async fn refresh(
+    state: web::Data<AppState>,
+    JsonBody(body): JsonBody<RefreshBody>,
+) -> Result<HttpResponse, ApiError> {
+    let presented = RefreshToken::hash_presented(&body.refresh_token);
+    let next_token = RefreshToken::generate();
+    let next = stored_refresh_token(&state, &next_token);
+    let rotation = state
+        .store
+        .rotate_refresh_token(&presented, &next)
+        .await?
+        .ok_or(ApiError::InvalidRefreshToken)?;
+    token_response(
+        HttpResponse::Ok(),
+        &state,
+        rotation.user,
+        rotation.session_id,
+        next_token,
+    )
+}
+
+/// Ends the session behind the caller's access token. Ending an ended session is not an error.
+pub async fn logout(
+    state: web::Data<AppState>,
+    caller: AuthUser,
+) -> Result<HttpResponse, ApiError> {
+    state
+        .store
+        .revoke_session(caller.session_id, store::now())
+        .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+fn new_session(
+    state: &AppState,
+    req: &HttpRequest,
+    user_id: Uuid,
+) -> (NewSession, RefreshToken, NewRefreshToken) {
+    let refresh_token = RefreshToken::generate();
+    let refresh = stored_refresh_token(state, &refresh_token);
+    let session = NewSession {
+        id: Uuid::new_v4(),
+        user_id,
+        created_at: refresh.created_at,
+        expires_at: refresh.created_at + state.session_max_age,
+        user_agent: req
+            .headers()
+            .get(header::USER_AGENT)
+            .and_then(|value| value.to_str().ok())
+            .map(|agent| agent.chars().take(MAX_USER_AGENT_CHARS).collect()),
+        ip: req.peer_addr().map(|addr| addr.ip().to_string()),
+    };
+    (session, refresh_token, refresh)
+}
+
+fn stored_refresh_token(state: &AppState, token: &RefreshToken) -> NewRefreshToken {
+    let now = store::now();
+    NewRefreshToken {
+        hash: token.hash(),
+        created_at: now,
+        expires_at: now + state.refresh_ttl,
+    }
+}
+
+fn token_response(
+    mut builder: HttpResponseBuilder,
+    state: &AppState,
+    user: User,
+    session_id: Uuid,
+    refresh_token: RefreshToken,
+) -> Result<HttpResponse, ApiError> {
+    let access = state
+        .tokens
+        .issue(user.id, session_id, user.role)
+        .map_err(|err| ApiError::Internal(err.into()))?;
+    let body = TokenResponse {
+        access_token: access.token,
+        token_type: "Bearer",
+        expires_in: access.expires_in,
+        refresh_token: refresh_token.into_string(),
+        user,
+    };
+    Ok(builder
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .insert_header((header::PRAGMA, "no-cache"))
+        .json(body))
+}

@@ -1,0 +1,20 @@
+//! HTTP handlers, one module per resource.
+
+mod auth;
+mod health;
+mod me;
+mod openapi;
+
+use actix_web::web::{self, get, post, resource};
+
+/// Every route is a `resource`, so a known path with the wrong method answers 405, not 404.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(resource("/v1/auth/signup").route(post().to(auth::signup)))
+        .service(resource("/v1/auth/login").route(post().to(auth::login)))
+        .service(resource("/v1/auth/refresh").route(post().to(auth::refresh)))
+        .service(resource("/v1/auth/logout").route(post().to(auth::logout)))
+        .service(resource("/v1/me").route(get().to(me::get_me)))
+        .service(resource("/healthz").route(get().to(health::healthz)))
+        .service(resource("/readyz").route(get().to(health::readyz)))
+        .service(resource("/openapi.yaml").route(get().to(openapi::spec)));
+}

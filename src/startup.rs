@@ -1,0 +1,123 @@
+//! Builds the whole application from a [`Config`]. `main` and every test call
+//! [`Application::build`], so tests exercise exactly what production runs.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+
+use actix_web::dev::{Server, ServerHandle};
+use actix_web::middleware::{DefaultHeaders, ErrorHandlers};
+use actix_web::{App, HttpServer, web};
+use anyhow::Context;
+use chrono::TimeDelta;
+
+use crate::auth::{AccessTokens, JwtSecret, PasswordHasher, random_token};
+use crate::config::Config;
+use crate::error::{ApiError, render_bare_error};
+use crate::extract::MAX_BODY_BYTES;
+use crate::routes;
+use crate::store::{self, Backend, Store};
+
+/// Settings key of the signing secret generated for a zero-configuration SQLite deployment.
+const GENERATED_SECRET_KEY: &str = "generated_jwt_secret";
+
+/// What every handler can reach.
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    pub tokens: AccessTokens,
+    pub hasher: PasswordHasher,
+    pub refresh_ttl: TimeDelta,
+    pub session_max_age: TimeDelta,
+}
+
+pub struct Application {
+    port: u16,
+    server: Server,
+}
+
+impl Application {
+    /// Opens and migrates the database, prepares the keys and binds the listener. The server
+    /// starts serving when [`Application::run_until_stopped`] is awaited.
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let store = store::connect(&config.database_url)
+            .await
+            .context("could not open the database")?;
+        let secret = jwt_secret(&config, store.as_ref()).await?;
+        let hasher = PasswordHasher::new(config.bcrypt_cost, config.hash_threads()).await?;
+        let state = web::Data::new(AppState {
+            tokens: AccessTokens::new(&secret, &config.issuer, config.access_ttl()),
+            store,
+            hasher,
+            refresh_ttl: TimeDelta::from_std(config.refresh_ttl())?,
+            session_max_age: TimeDelta::from_std(config.session_max_age())?,
+        });
+
+        let listener = TcpListener::bind(&config.addr)
+            .with_context(|| format!("could not listen on {}", config.addr))?;
+        let port = listener.local_addr()?.port();
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(state.clone())
+                .app_data(web::PayloadConfig::new(MAX_BODY_BYTES))
+                .app_data(
+                    web::PathConfig::default()
+                        .error_handler(|err, _| ApiError::NotFound(err.to_string()).into()),
+                )
+                .app_data(
+                    web::QueryConfig::default()
+                        .error_handler(|err, _| ApiError::InvalidQuery(err.to_string()).into()),
+                )
+                .wrap(ErrorHandlers::new().default_handler(render_bare_error))
+                .wrap(
+                    DefaultHeaders::new()
+                        .add(("X-Content-Type-Options", "nosniff"))
+                        .add(("Referrer-Policy", "no-referrer")),
+                )
+                .configure(routes::configure)
+        })
+        .workers(config.workers())
+        .shutdown_timeout(10)
+        .listen(listener)?
+        .run();
+        Ok(Self { port, server })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn handle(&self) -> ServerHandle {
+        self.server.handle()
+    }
+
+    /// Serves until the server is stopped (SIGINT/SIGTERM or [`ServerHandle::stop`]), finishing
+    /// in-flight requests first.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}
+
+/// The configured secret; or, on SQLite only, one generated once and kept in the database so
+/// tokens survive a restart. PostgreSQL deployments run several instances that must agree on the
+/// secret, so there it has to be configured.
+async fn jwt_secret(config: &Config, store: &dyn Store) -> anyhow::Result<JwtSecret> {
+    if let Some(secret) = &config.jwt_secret {
+        return JwtSecret::new(secret)
+            .map_err(|why| anyhow::anyhow!("LATCHKEY_JWT_SECRET is unusable: {why}"));
+    }
+    match store.backend() {
+        Backend::Postgres => anyhow::bail!(
+            "LATCHKEY_JWT_SECRET must be set (at least 32 bytes) when the database is PostgreSQL: \
+             every instance has to sign with the same secret"
+        ),
+        Backend::Sqlite => {
+            let secret = store
+                .setting_or_insert(GENERATED_SECRET_KEY, &random_token())
+                .await?;
+            tracing::warn!(
+                "LATCHKEY_JWT_SECRET is not set: using a random secret generated once and stored \
+                 in the SQLite database. Set LATCHKEY_JWT_SECRET for any real deployment."
+            );
+            JwtSecret::new(&secret).map_err(anyhow::Error::msg)
+        }
+    }
+}

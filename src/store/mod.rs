@@ -1,0 +1,156 @@
+//! All SQL lives behind [`Store`]: one trait, one implementation per database, chosen from the
+//! URL scheme. Both implementations share their queries (see `queries.rs`); what differs is how
+//! a pool is opened and which migrations it runs.
+
+mod postgres;
+mod queries;
+mod sqlite;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, SubsecRound, Utc};
+use uuid::Uuid;
+
+use crate::domain::{DisplayName, Email, Role};
+
+pub use postgres::PostgresStore;
+pub use sqlite::SqliteStore;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("the email is already registered")]
+    EmailTaken,
+    #[error("the database is unreachable")]
+    Unavailable(#[source] sqlx::Error),
+    #[error("the database failed")]
+    Database(#[source] sqlx::Error),
+    #[error("the database migrations failed")]
+    Migration(#[from] sqlx::migrate::MigrateError),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(err: sqlx::Error) -> Self {
+        match &err {
+            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
+                Self::Unavailable(err)
+            }
+            _ => Self::Database(err),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A user as the API shows it: no password hash in sight.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct User {
+    pub id: Uuid,
+    pub email: String,
+    pub name: Option<String>,
+    pub role: Role,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A user together with the hash their password is checked against.
+pub struct Credentials {
+    pub user: User,
+    pub password_hash: String,
+}
+
+pub struct NewUser {
+    pub id: Uuid,
+    pub email: Email,
+    pub password_hash: String,
+    pub name: Option<DisplayName>,
+    pub created_at: DateTime<Utc>,
+}
+
+pub struct NewSession {
+    pub id: Uuid,
+    pub user_id: Uuid,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub user_agent: Option<String>,
+    pub ip: Option<String>,
+}
+
+/// The stored form of a refresh token: its SHA-256 and its expiry.
+pub struct NewRefreshToken {
+    pub hash: String,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// A refresh token exchanged for its successor.
+pub struct Rotation {
+    pub user: User,
+    pub session_id: Uuid,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    fn backend(&self) -> Backend;
+
+    /// Applies the embedded migrations of this backend.
+    async fn migrate(&self) -> Result<(), StoreError>;
+
+    async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Stores `value` under `key` unless a value is there already; returns the value that won.
+    async fn setting_or_insert(&self, key: &str, value: &str) -> Result<String, StoreError>;
+
+    /// Creates a user with their first session in one transaction: a failure leaves no row.
+    async fn create_user(
+        &self,
+        user: &NewUser,
+        session: &NewSession,
+        refresh: &NewRefreshToken,
+    ) -> Result<User, StoreError>;
+
+    async fn credentials_by_email(&self, email: &Email) -> Result<Option<Credentials>, StoreError>;
+
+    async fn user_by_id(&self, id: Uuid) -> Result<Option<User>, StoreError>;
+
+    async fn create_session(
+        &self,
+        session: &NewSession,
+        refresh: &NewRefreshToken,
+    ) -> Result<(), StoreError>;
+
+    /// Atomically spends the live refresh token with hash `presented` and stores `next` for the
+    /// same session. `None` when the token is unknown, expired, already used or its session is
+    /// revoked or past its absolute lifetime.
+    async fn rotate_refresh_token(
+        &self,
+        presented: &str,
+        next: &NewRefreshToken,
+    ) -> Result<Option<Rotation>, StoreError>;
+
+    /// Marks a session revoked; its refresh tokens stop working. Revoking twice is harmless.
+    async fn revoke_session(&self, session_id: Uuid, at: DateTime<Utc>) -> Result<(), StoreError>;
+}
+
+/// Opens the database named by `url` (`sqlite:` or `postgres:`) and applies its migrations.
+pub async fn connect(url: &str) -> anyhow::Result<Arc<dyn Store>> {
+    let store: Arc<dyn Store> = if url.starts_with("sqlite:") {
+        Arc::new(SqliteStore::connect(url).await?)
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Arc::new(PostgresStore::connect(url).await?)
+    } else {
+        anyhow::bail!("DATABASE_URL must start with sqlite:// or postgres://");
+    };
+    store.migrate().await?;
+    Ok(store)
+}
+
+/// The current time at the precision both databases keep (microseconds), so a value read back
+/// equals the value written.
+pub fn now() -> DateTime<Utc> {
+    Utc::now().trunc_subsecs(6)
+}

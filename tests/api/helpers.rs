@@ -1,0 +1,209 @@
+use std::sync::Once;
+
+use actix_web::dev::ServerHandle;
+use latchkey::{Application, Config};
+use reqwest::{Response, StatusCode};
+use serde_json::{Value, json};
+use sqlx::AnyPool;
+use uuid::Uuid;
+
+pub const PASSWORD: &str = "correct horse battery";
+/// A secret for tests that forge tokens and for PostgreSQL, where one must be configured.
+pub const TEST_SECRET: &str = "test-secret-test-secret-test-secret!";
+
+pub struct TestApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    pub db: AnyPool,
+    pub config: Config,
+    handle: ServerHandle,
+}
+
+/// The application on a fresh database with the default test configuration.
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+/// The application on a fresh database, with `customise` applied to the test configuration.
+pub async fn spawn_app_with(customise: impl FnOnce(&mut Config)) -> TestApp {
+    let database_url = fresh_database().await;
+    let mut config = Config {
+        addr: "127.0.0.1:0".into(),
+        // SQLite runs without a configured secret, exercising the generated one; PostgreSQL
+        // refuses to start without one.
+        jwt_secret: is_postgres().then(|| TEST_SECRET.to_owned()),
+        database_url,
+        issuer: "latchkey".into(),
+        access_ttl: 900,
+        refresh_ttl: 30 * 86_400,
+        session_max_age: 90 * 86_400,
+        bcrypt_cost: 4,
+        hash_threads: Some(2),
+        workers: Some(1),
+    };
+    customise(&mut config);
+    start(config).await
+}
+
+pub fn is_postgres() -> bool {
+    std::env::var("TEST_DATABASE_URL").is_ok_and(|url| !url.is_empty())
+}
+
+async fn start(config: Config) -> TestApp {
+    let app = Application::build(config.clone())
+        .await
+        .expect("the application failed to start");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    let handle = app.handle();
+    tokio::spawn(app.run_until_stopped());
+    install_drivers();
+    let db = AnyPool::connect(&config.database_url)
+        .await
+        .expect("the test could not open the database");
+    TestApp {
+        address,
+        client: reqwest::Client::new(),
+        db,
+        config,
+        handle,
+    }
+}
+
+fn install_drivers() {
+    static DRIVERS: Once = Once::new();
+    DRIVERS.call_once(sqlx::any::install_default_drivers);
+}
+
+/// A new, empty database: a SQLite file under the target directory, or a new PostgreSQL
+/// database on the server `TEST_DATABASE_URL` points at.
+async fn fresh_database() -> String {
+    let name = format!("latchkey_test_{}", Uuid::new_v4().simple());
+    match std::env::var("TEST_DATABASE_URL") {
+        Ok(server) if !server.is_empty() => {
+            install_drivers();
+            let admin = AnyPool::connect(&server)
+                .await
+                .expect("TEST_DATABASE_URL is unreachable");
+            sqlx::query(&format!("CREATE DATABASE {name}"))
+                .execute(&admin)
+                .await
+                .expect("could not create the test database");
+            admin.close().await;
+            let mut url = url::Url::parse(&server).expect("TEST_DATABASE_URL is not a URL");
+            url.set_path(&name);
+            url.to_string()
+        }
+        _ => format!(
+            "sqlite://{}/{name}.db",
+            env!("CARGO_TARGET_TMPDIR").trim_end_matches('/')
+        ),
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
+    /// Stops this instance and starts a new one on the same database and configuration.
+    pub async fn restart(self) -> TestApp {
+        self.handle.stop(true).await;
+        self.db.close().await;
+        start(self.config).await
+    }
+
+    pub async fn post_json(&self, path: &str, body: &Value) -> Response {
+        self.client
+            .post(self.url(path))
+            .json(body)
+            .send()
+            .await
+            .expect("request failed")
+    }
+
+    pub async fn signup(&self, email: &str) -> Response {
+        self.post_json(
+            "/v1/auth/signup",
+            &json!({ "email": email, "password": PASSWORD }),
+        )
+        .await
+    }
+
+    /// Signs a user up and returns the token response.
+    pub async fn signed_up(&self, email: &str) -> Value {
+        let response = self.signup(email).await;
+        assert_eq!(response.status(), StatusCode::CREATED);
+        response.json().await.expect("signup body is not JSON")
+    }
+
+    pub async fn login(&self, email: &str, password: &str) -> Response {
+        self.post_json(
+            "/v1/auth/login",
+            &json!({ "email": email, "password": password }),
+        )
+        .await
+    }
+
+    pub async fn refresh(&self, refresh_token: &str) -> Response {
+        self.post_json(
+            "/v1/auth/refresh",
+            &json!({ "refresh_token": refresh_token }),
+        )
+        .await
+    }
+
+    pub async fn me(&self, access_token: &str) -> Response {
+        self.client
+            .get(self.url("/v1/me"))
+            .bearer_auth(access_token)
+            .send()
+            .await
+            .expect("request failed")
+    }
+
+    pub async fn logout(&self, access_token: &str) -> Response {
+        self.client
+            .post(self.url("/v1/auth/logout"))
+            .bearer_auth(access_token)
+            .send()
+            .await
+            .expect("request failed")
+    }
+
+    pub async fn count(&self, sql: &str) -> i64 {
+        sqlx::query_scalar(sql)
+            .fetch_one(&self.db)
+            .await
+            .expect("count query failed")
+    }
+}
+
+/// Asserts a problem+json response with `status` and `code`, and returns its body.
+pub async fn assert_problem(response: Response, status: StatusCode, code: &str) -> Value {
+    assert_eq!(response.status(), status);
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .expect("no content type")
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(content_type, "application/problem+json");
+    let body: Value = response.json().await.expect("problem body is not JSON");
+    assert_eq!(body["code"], code, "unexpected problem: {body}");
+    assert_eq!(body["status"], status.as_u16());
+    assert_eq!(body["type"], "about:blank");
+    assert!(body["title"].is_string() && body["detail"].is_string());
+    body
+}
+
+/// Fails when `text` holds anything that looks like a bcrypt hash or the test password.
+pub fn assert_no_secrets(text: &str) {
+    assert!(!text.contains("$2b$"), "a password hash leaked: {text}");
+    assert!(!text.contains("$2y$"), "a password hash leaked: {text}");
+    assert!(!text.contains(PASSWORD), "the password leaked: {text}");
+    assert!(
+        !text.contains("password_hash"),
+        "a hash field leaked: {text}"
+    );
+}

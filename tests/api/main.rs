@@ -1,0 +1,14 @@
+//! Black-box tests: each starts the real application on a random port with a fresh database
+//! (SQLite by default, PostgreSQL when `TEST_DATABASE_URL` is set) and talks HTTP to it.
+
+mod contract;
+mod errors;
+mod health;
+mod helpers;
+mod login;
+mod logout;
+mod me;
+mod refresh;
+mod restart;
+mod signup;
+mod tokens;
