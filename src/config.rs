@@ -58,6 +58,15 @@ pub struct Config {
     #[arg(long, env = "LATCHKEY_SESSION_MAX_AGE", default_value_t = 90 * 86_400, value_parser = clap::value_parser!(u64).range(60..), global = true)]
     pub session_max_age: u64,
 
+    /// Seconds after a refresh during which the same refresh token may be presented again (two
+    /// tabs refreshing at once) and gets the same new token instead of revoking the session.
+    #[arg(long, env = "LATCHKEY_REFRESH_REUSE_INTERVAL", default_value_t = 10, value_parser = clap::value_parser!(u64).range(0..=300), global = true)]
+    pub refresh_reuse_interval: u64,
+
+    /// Seconds between background sweeps that delete expired sessions and refresh tokens.
+    #[arg(long, env = "LATCHKEY_PRUNE_INTERVAL", default_value_t = 600, value_parser = clap::value_parser!(u64).range(1..), global = true)]
+    pub prune_interval: u64,
+
     /// bcrypt cost factor for new password hashes (4–31).
     #[arg(long, env = "LATCHKEY_BCRYPT_COST", default_value_t = 12, value_parser = clap::value_parser!(u32).range(4..=31), global = true)]
     pub bcrypt_cost: u32,
@@ -82,6 +91,14 @@ impl Config {
 
     pub fn session_max_age(&self) -> Duration {
         Duration::from_secs(self.session_max_age)
+    }
+
+    pub fn refresh_reuse_interval(&self) -> Duration {
+        Duration::from_secs(self.refresh_reuse_interval)
+    }
+
+    pub fn prune_interval(&self) -> Duration {
+        Duration::from_secs(self.prune_interval)
     }
 
     pub fn hash_threads(&self) -> usize {

@@ -57,6 +57,8 @@ pub enum ApiError {
     InvalidCredentials,
     #[error("the refresh token is invalid, expired or already used")]
     InvalidRefreshToken,
+    #[error("the refresh token was already used; the session has been revoked")]
+    RefreshTokenReused,
     #[error("a valid bearer access token is required")]
     Unauthorized(TokenProblem),
     #[error("no such resource: {0}")]
@@ -79,6 +81,7 @@ impl ApiError {
             Self::EmailTaken => "email_taken",
             Self::InvalidCredentials => "invalid_credentials",
             Self::InvalidRefreshToken => "invalid_refresh_token",
+            Self::RefreshTokenReused => "refresh_token_reused",
             Self::Unauthorized(TokenProblem::Missing) => "unauthorized",
             Self::Unauthorized(TokenProblem::Invalid(_)) => "invalid_token",
             Self::NotFound(_) => "not_found",
@@ -115,9 +118,10 @@ impl ResponseError for ApiError {
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::EmailTaken => StatusCode::CONFLICT,
-            Self::InvalidCredentials | Self::InvalidRefreshToken | Self::Unauthorized(_) => {
-                StatusCode::UNAUTHORIZED
-            }
+            Self::InvalidCredentials
+            | Self::InvalidRefreshToken
+            | Self::RefreshTokenReused
+            | Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::DatabaseUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }

@@ -9,6 +9,7 @@ pub mod extract;
 pub mod routes;
 pub mod startup;
 pub mod store;
+pub mod tasks;
 
 pub use config::Config;
 pub use startup::Application;

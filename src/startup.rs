@@ -9,13 +9,17 @@ use actix_web::middleware::{DefaultHeaders, ErrorHandlers};
 use actix_web::{App, HttpServer, web};
 use anyhow::Context;
 use chrono::TimeDelta;
+use tokio::task::JoinHandle;
 
-use crate::auth::{AccessTokens, JwtSecret, PasswordHasher, random_token};
+use crate::auth::{
+    AccessTokens, JwtSecret, PasswordHasher, RefreshTokens, RevocationList, random_token,
+};
 use crate::config::Config;
 use crate::error::{ApiError, render_bare_error};
 use crate::extract::MAX_BODY_BYTES;
 use crate::routes;
 use crate::store::{self, Backend, Store};
+use crate::tasks;
 
 /// Settings key of the signing secret generated for a zero-configuration SQLite deployment.
 const GENERATED_SECRET_KEY: &str = "generated_jwt_secret";
@@ -24,14 +28,19 @@ const GENERATED_SECRET_KEY: &str = "generated_jwt_secret";
 pub struct AppState {
     pub store: Arc<dyn Store>,
     pub tokens: AccessTokens,
+    pub refresh_tokens: RefreshTokens,
+    pub revocations: Arc<RevocationList>,
     pub hasher: PasswordHasher,
     pub refresh_ttl: TimeDelta,
+    pub refresh_reuse_interval: TimeDelta,
     pub session_max_age: TimeDelta,
 }
 
 pub struct Application {
     port: u16,
     server: Server,
+    /// Background work that lives exactly as long as the server.
+    tasks: Vec<JoinHandle<()>>,
 }
 
 impl Application {
@@ -43,11 +52,29 @@ impl Application {
             .context("could not open the database")?;
         let secret = jwt_secret(&config, store.as_ref()).await?;
         let hasher = PasswordHasher::new(config.bcrypt_cost, config.hash_threads()).await?;
+        let tokens = AccessTokens::new(&secret, &config.issuer, config.access_ttl());
+
+        // Sessions revoked before this start may still have unexpired access tokens around.
+        let revocations = Arc::new(RevocationList::new(TimeDelta::from_std(
+            tokens.longest_validity(),
+        )?));
+        let since = revocations.relevant_since(store::now());
+        revocations.revoke(store.revocations_since(since).await?);
+        let mut tasks = vec![tasks::spawn_pruner(
+            store.clone(),
+            revocations.clone(),
+            config.prune_interval(),
+        )];
+        tasks.extend(store.spawn_revocation_listener(revocations.clone()));
+
         let state = web::Data::new(AppState {
-            tokens: AccessTokens::new(&secret, &config.issuer, config.access_ttl()),
+            refresh_tokens: RefreshTokens::new(&secret),
+            tokens,
+            revocations,
             store,
             hasher,
             refresh_ttl: TimeDelta::from_std(config.refresh_ttl())?,
+            refresh_reuse_interval: TimeDelta::from_std(config.refresh_reuse_interval())?,
             session_max_age: TimeDelta::from_std(config.session_max_age())?,
         });
 
@@ -78,7 +105,11 @@ impl Application {
         .shutdown_timeout(10)
         .listen(listener)?
         .run();
-        Ok(Self { port, server })
+        Ok(Self {
+            port,
+            server,
+            tasks,
+        })
     }
 
     pub fn port(&self) -> u16 {
@@ -92,7 +123,11 @@ impl Application {
     /// Serves until the server is stopped (SIGINT/SIGTERM or [`ServerHandle::stop`]), finishing
     /// in-flight requests first.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let result = self.server.await;
+        for task in self.tasks {
+            task.abort();
+        }
+        result
     }
 }
 

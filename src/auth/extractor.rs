@@ -12,8 +12,9 @@ use crate::startup::AppState;
 /// Longest `Authorization` header worth parsing; anything longer is refused unread.
 const MAX_AUTHORIZATION_BYTES: usize = 8 * 1024;
 
-/// The caller, proven by a valid bearer access token. Put it in a handler's signature to require
-/// authentication; verification reads only the token, never the database.
+/// The caller, proven by a valid bearer access token whose session has not been revoked. Put it
+/// in a handler's signature to require authentication; verification reads only the token and the
+/// in-memory revocation list, never the database.
 #[derive(Debug, Clone)]
 pub struct AuthUser {
     pub user_id: Uuid,
@@ -21,16 +22,41 @@ pub struct AuthUser {
     pub role: Role,
 }
 
+/// A validly signed, unexpired access token whose session may since have been revoked. Only for
+/// routes that must still answer such a token, like an idempotent logout.
+#[derive(Debug, Clone)]
+pub struct VerifiedToken {
+    pub user: AuthUser,
+    pub session_revoked: bool,
+}
+
 impl FromRequest for AuthUser {
     type Error = ApiError;
     type Future = Ready<Result<Self, Self::Error>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(authenticate(req))
+        ready(verify(req).and_then(|token| {
+            if token.session_revoked {
+                Err(ApiError::Unauthorized(TokenProblem::Invalid(
+                    "the session of this access token has been revoked",
+                )))
+            } else {
+                Ok(token.user)
+            }
+        }))
     }
 }
 
-fn authenticate(req: &HttpRequest) -> Result<AuthUser, ApiError> {
+impl FromRequest for VerifiedToken {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(verify(req))
+    }
+}
+
+fn verify(req: &HttpRequest) -> Result<VerifiedToken, ApiError> {
     let state = req
         .app_data::<web::Data<AppState>>()
         .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("application state is missing")))?;
@@ -39,10 +65,13 @@ fn authenticate(req: &HttpRequest) -> Result<AuthUser, ApiError> {
         .tokens
         .verify(token)
         .map_err(|err| ApiError::Unauthorized(TokenProblem::Invalid(err.description())))?;
-    Ok(AuthUser {
-        user_id: claims.sub,
-        session_id: claims.sid,
-        role: claims.role,
+    Ok(VerifiedToken {
+        session_revoked: state.revocations.is_revoked(&claims.sid),
+        user: AuthUser {
+            user_id: claims.sub,
+            session_id: claims.sid,
+            role: claims.role,
+        },
     })
 }
 

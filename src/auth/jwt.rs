@@ -33,6 +33,14 @@ impl JwtSecret {
         Ok(Self(secret.as_bytes().to_vec()))
     }
 
+    /// A key for another purpose, derived so that it reveals nothing about the secret.
+    pub(super) fn derive_key(&self, purpose: &[u8]) -> [u8; 32] {
+        let mut mac = <hmac::Hmac<Sha256> as hmac::Mac>::new_from_slice(&self.0)
+            .expect("HMAC accepts keys of any length");
+        hmac::Mac::update(&mut mac, purpose);
+        hmac::Mac::finalize(mac).into_bytes().into()
+    }
+
     /// A short, stable fingerprint used as the `kid` header: it changes when the secret does, so
     /// a token signed with an old secret is told apart before its signature is even checked.
     fn key_id(&self) -> String {
@@ -104,6 +112,12 @@ impl AccessTokens {
             issuer: issuer.to_owned(),
             ttl,
         }
+    }
+
+    /// How long after issue an access token can still pass verification: its lifetime plus the
+    /// clock-skew leeway.
+    pub fn longest_validity(&self) -> Duration {
+        self.ttl + Duration::from_secs(LEEWAY_SECS)
     }
 
     pub fn issue(

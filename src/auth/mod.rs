@@ -10,11 +10,13 @@ mod extractor;
 mod jwt;
 mod password;
 mod refresh;
+mod revocation;
 
-pub use extractor::AuthUser;
+pub use extractor::{AuthUser, VerifiedToken};
 pub use jwt::{AccessClaims, AccessTokens, IssuedAccessToken, JwtSecret, TokenError};
 pub use password::PasswordHasher;
-pub use refresh::RefreshToken;
+pub use refresh::{RefreshToken, RefreshTokens};
+pub use revocation::RevocationList;
 
 /// 256 bits from the operating system's CSPRNG, base64url-encoded without padding.
 pub fn random_token() -> String {

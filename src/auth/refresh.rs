@@ -1,16 +1,16 @@
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 
-use super::random_token;
+use super::{JwtSecret, random_token};
 
-/// An opaque refresh token: 256 bits from the operating system's CSPRNG, base64url-encoded.
-/// Only [`RefreshToken::hash`] is ever stored.
+type HmacSha256 = Hmac<Sha256>;
+
+/// An opaque refresh token, base64url-encoded. Only [`RefreshToken::hash`] is ever stored.
 pub struct RefreshToken(String);
 
 impl RefreshToken {
-    pub fn generate() -> Self {
-        Self(random_token())
-    }
-
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -30,14 +30,52 @@ impl RefreshToken {
     }
 }
 
+/// Mints refresh tokens.
+///
+/// A session's first token is random. Each later one is the HMAC of its predecessor under a
+/// server key, so when two tabs refresh with the same token at once, the server can hand the
+/// second one the very token the first got, without storing any usable token: the database holds
+/// only hashes, and the successor of a stolen old token cannot be computed without the key.
+pub struct RefreshTokens {
+    /// Keyed once; each derivation works on a clone.
+    successor_mac: HmacSha256,
+}
+
+impl RefreshTokens {
+    pub fn new(secret: &JwtSecret) -> Self {
+        let key = secret.derive_key(b"latchkey refresh-token successor v1");
+        Self {
+            successor_mac: HmacSha256::new_from_slice(&key)
+                .expect("HMAC accepts keys of any length"),
+        }
+    }
+
+    /// 256 bits from the operating system's CSPRNG.
+    pub fn generate(&self) -> RefreshToken {
+        RefreshToken(random_token())
+    }
+
+    /// The token that replaces `presented` when it is rotated.
+    pub fn successor(&self, presented: &str) -> RefreshToken {
+        let mut mac = self.successor_mac.clone();
+        mac.update(presented.as_bytes());
+        RefreshToken(URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes()))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn tokens(secret: &str) -> RefreshTokens {
+        RefreshTokens::new(&JwtSecret::new(secret).unwrap())
+    }
+
     #[test]
     fn tokens_are_256_bit_base64url_and_unique() {
-        let a = RefreshToken::generate();
-        let b = RefreshToken::generate();
+        let tokens = tokens("0123456789abcdef0123456789abcdef");
+        let a = tokens.generate();
+        let b = tokens.generate();
         assert_eq!(a.as_str().len(), 43);
         assert!(
             a.as_str()
@@ -49,9 +87,20 @@ mod tests {
 
     #[test]
     fn the_stored_hash_is_sha256_of_the_token() {
-        let token = RefreshToken::generate();
+        let token = tokens("0123456789abcdef0123456789abcdef").generate();
         assert_eq!(token.hash(), RefreshToken::hash_presented(token.as_str()));
         assert_eq!(token.hash().len(), 64);
-        assert!(!token.hash().contains(token.as_str()));
+    }
+
+    #[test]
+    fn a_successor_is_deterministic_per_key_and_unlike_its_parent() {
+        let ours = tokens("0123456789abcdef0123456789abcdef");
+        let theirs = tokens("fedcba9876543210fedcba9876543210");
+        let parent = ours.generate();
+        let child = ours.successor(parent.as_str());
+        assert_eq!(child.as_str(), ours.successor(parent.as_str()).as_str());
+        assert_ne!(child.as_str(), parent.as_str());
+        assert_eq!(child.as_str().len(), 43);
+        assert_ne!(child.as_str(), theirs.successor(parent.as_str()).as_str());
     }
 }

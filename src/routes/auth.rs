@@ -3,12 +3,13 @@ use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder, web};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::auth::{AuthUser, RefreshToken};
+use super::sessions::revoke_sessions;
+use crate::auth::{RefreshToken, VerifiedToken};
 use crate::domain::{DisplayName, Email, Password};
 use crate::error::{ApiError, FieldError};
 use crate::extract::JsonBody;
 use crate::startup::AppState;
-use crate::store::{self, NewRefreshToken, NewSession, NewUser, User};
+use crate::store::{self, NewRefreshToken, NewSession, NewUser, RefreshOutcome, RevokeScope, User};
 
 /// Longest `User-Agent` kept with a session.
 const MAX_USER_AGENT_CHARS: usize = 512;
@@ -134,36 +135,84 @@ pub async fn login(
     token_response(HttpResponse::Ok(), &state, user, session.id, refresh_token)
 }
 
+/// Rotates a refresh token. Presenting one that was rotated away is treated as theft (RFC 9700
+/// §4.14.2) unless it happens within the reuse interval, which is what concurrent refreshes from
+/// two tabs look like: those get the same successor the first refresh got.
 pub async fn refresh(
     state: web::Data<AppState>,
+    req: HttpRequest,
     JsonBody(body): JsonBody<RefreshBody>,
 ) -> Result<HttpResponse, ApiError> {
     let presented = RefreshToken::hash_presented(&body.refresh_token);
-    let next_token = RefreshToken::generate();
-    let next = stored_refresh_token(&state, &next_token);
-    let rotation = state
+    let successor = state.refresh_tokens.successor(&body.refresh_token);
+    let next = stored_refresh_token(&state, &successor);
+    let reuse_since = next.created_at - state.refresh_reuse_interval;
+    match state
         .store
-        .rotate_refresh_token(&presented, &next)
+        .refresh_session(&presented, &next, reuse_since)
         .await?
-        .ok_or(ApiError::InvalidRefreshToken)?;
-    token_response(
-        HttpResponse::Ok(),
-        &state,
-        rotation.user,
-        rotation.session_id,
-        next_token,
-    )
+    {
+        RefreshOutcome::Rotated(rotation) | RefreshOutcome::Replayed(rotation) => token_response(
+            HttpResponse::Ok(),
+            &state,
+            rotation.user,
+            rotation.session_id,
+            successor,
+        ),
+        RefreshOutcome::Reused {
+            user_id,
+            session_id,
+            revoked_at,
+        } => {
+            state.revocations.revoke([(session_id, revoked_at)]);
+            tracing::warn!(
+                target: "latchkey::audit",
+                event = "refresh_token_reused",
+                %user_id,
+                %session_id,
+                ip = client_ip(&req).as_deref().unwrap_or("unknown"),
+                "a rotated-away refresh token was presented again; the session is revoked"
+            );
+            Err(ApiError::RefreshTokenReused)
+        }
+        RefreshOutcome::Invalid => Err(ApiError::InvalidRefreshToken),
+    }
 }
 
-/// Ends the session behind the caller's access token. Ending an ended session is not an error.
+#[derive(Deserialize, Clone, Copy, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogoutScope {
+    /// The session behind the access token.
+    #[default]
+    Local,
+    /// Every other session of the user.
+    Others,
+    /// Every session of the user.
+    Global,
+}
+
+#[derive(Deserialize)]
+pub struct LogoutQuery {
+    #[serde(default)]
+    scope: LogoutScope,
+}
+
+/// Ends sessions of the caller. Idempotent: a token whose session is already revoked still gets
+/// 204, and changes nothing.
 pub async fn logout(
     state: web::Data<AppState>,
-    caller: AuthUser,
+    token: VerifiedToken,
+    query: web::Query<LogoutQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    state
-        .store
-        .revoke_session(caller.session_id, store::now())
-        .await?;
+    if !token.session_revoked {
+        let caller = token.user;
+        let scope = match query.scope {
+            LogoutScope::Local => RevokeScope::Only(caller.session_id),
+            LogoutScope::Others => RevokeScope::AllExcept(caller.session_id),
+            LogoutScope::Global => RevokeScope::All,
+        };
+        revoke_sessions(&state, caller.user_id, scope).await?;
+    }
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -172,7 +221,7 @@ fn new_session(
     req: &HttpRequest,
     user_id: Uuid,
 ) -> (NewSession, RefreshToken, NewRefreshToken) {
-    let refresh_token = RefreshToken::generate();
+    let refresh_token = state.refresh_tokens.generate();
     let refresh = stored_refresh_token(state, &refresh_token);
     let session = NewSession {
         id: Uuid::new_v4(),
@@ -184,7 +233,7 @@ fn new_session(
             .get(header::USER_AGENT)
             .and_then(|value| value.to_str().ok())
             .map(|agent| agent.chars().take(MAX_USER_AGENT_CHARS).collect()),
-        ip: req.peer_addr().map(|addr| addr.ip().to_string()),
+        ip: client_ip(req),
     };
     (session, refresh_token, refresh)
 }
@@ -220,4 +269,9 @@ fn token_response(
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .insert_header((header::PRAGMA, "no-cache"))
         .json(body))
+}
+
+/// The address of the peer that sent the request.
+fn client_ip(req: &HttpRequest) -> Option<String> {
+    req.peer_addr().map(|addr| addr.ip().to_string())
 }

@@ -4,8 +4,9 @@ mod auth;
 mod health;
 mod me;
 mod openapi;
+mod sessions;
 
-use actix_web::web::{self, get, post, resource};
+use actix_web::web::{self, delete, get, post, resource};
 
 /// Every route is a `resource`, so a known path with the wrong method answers 405, not 404.
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -14,6 +15,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(resource("/v1/auth/refresh").route(post().to(auth::refresh)))
         .service(resource("/v1/auth/logout").route(post().to(auth::logout)))
         .service(resource("/v1/me").route(get().to(me::get_me)))
+        .service(resource("/v1/me/sessions").route(get().to(sessions::list_sessions)))
+        .service(resource("/v1/me/sessions/{id}").route(delete().to(sessions::delete_session)))
         .service(resource("/healthz").route(get().to(health::healthz)))
         .service(resource("/readyz").route(get().to(health::readyz)))
         .service(resource("/openapi.yaml").route(get().to(openapi::spec)));

@@ -12,6 +12,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, SubsecRound, Utc};
 use uuid::Uuid;
 
+use crate::auth::RevocationList;
 use crate::domain::{DisplayName, Email, Role};
 
 pub use postgres::PostgresStore;
@@ -93,6 +94,43 @@ pub struct Rotation {
     pub session_id: Uuid,
 }
 
+/// What presenting a refresh token led to.
+pub enum RefreshOutcome {
+    /// The token was live: it is spent and its successor stored.
+    Rotated(Rotation),
+    /// The token was rotated within the reuse interval (a concurrent refresh) and its successor
+    /// is still the session's live token: the caller hands out that successor again.
+    Replayed(Rotation),
+    /// The token was rotated away before the reuse interval: someone holds a copy, so the whole
+    /// session has been revoked.
+    Reused {
+        user_id: Uuid,
+        session_id: Uuid,
+        revoked_at: DateTime<Utc>,
+    },
+    /// Unknown, expired, or its session revoked or past its absolute lifetime.
+    Invalid,
+}
+
+/// Which of a user's sessions to revoke.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RevokeScope {
+    Only(Uuid),
+    AllExcept(Uuid),
+    All,
+}
+
+/// A live session, as its owner sees it in a device list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionInfo {
+    pub id: Uuid,
+    pub created_at: DateTime<Utc>,
+    pub last_used_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub user_agent: Option<String>,
+    pub ip: Option<String>,
+}
+
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     fn backend(&self) -> Backend;
@@ -123,17 +161,54 @@ pub trait Store: Send + Sync + 'static {
         refresh: &NewRefreshToken,
     ) -> Result<(), StoreError>;
 
-    /// Atomically spends the live refresh token with hash `presented` and stores `next` for the
-    /// same session. `None` when the token is unknown, expired, already used or its session is
-    /// revoked or past its absolute lifetime.
-    async fn rotate_refresh_token(
+    /// Presents the refresh token whose hash is `presented`. `next` is its successor, stored if
+    /// the token is live; a token rotated at or after `reuse_since` counts as a concurrent
+    /// refresh, one rotated before it as reuse. Atomic under any interleaving of callers.
+    async fn refresh_session(
         &self,
         presented: &str,
         next: &NewRefreshToken,
-    ) -> Result<Option<Rotation>, StoreError>;
+        reuse_since: DateTime<Utc>,
+    ) -> Result<RefreshOutcome, StoreError>;
 
-    /// Marks a session revoked; its refresh tokens stop working. Revoking twice is harmless.
-    async fn revoke_session(&self, session_id: Uuid, at: DateTime<Utc>) -> Result<(), StoreError>;
+    /// Revokes the user's live sessions in `scope` and returns their ids; on PostgreSQL other
+    /// instances are notified when the transaction commits.
+    async fn revoke_sessions(
+        &self,
+        user_id: Uuid,
+        scope: RevokeScope,
+        at: DateTime<Utc>,
+    ) -> Result<Vec<Uuid>, StoreError>;
+
+    /// Sessions that can still be refreshed, most recently used first.
+    async fn live_sessions(
+        &self,
+        user_id: Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<SessionInfo>, StoreError>;
+
+    /// Sessions revoked after `since`, with the time of their revocation.
+    async fn revocations_since(
+        &self,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<(Uuid, DateTime<Utc>)>, StoreError>;
+
+    /// Deletes expired refresh tokens and sessions that are expired, idle past their last
+    /// refresh token, or revoked before `revoked_before`. Returns how many rows went.
+    async fn prune(
+        &self,
+        now: DateTime<Utc>,
+        revoked_before: DateTime<Utc>,
+    ) -> Result<u64, StoreError>;
+
+    /// Keeps `revocations` in step with revocations made by other instances, where the backend
+    /// can have several (PostgreSQL `LISTEN`). `None` for a single-process backend.
+    fn spawn_revocation_listener(
+        &self,
+        _revocations: Arc<RevocationList>,
+    ) -> Option<tokio::task::JoinHandle<()>> {
+        None
+    }
 }
 
 /// Opens the database named by `url` (`sqlite:` or `postgres:`) and applies its migrations.

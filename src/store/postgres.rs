@@ -1,11 +1,16 @@
+use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::postgres::{PgListener, PgPool, PgPoolOptions};
 
-use super::Backend;
 use super::queries::impl_store;
+use crate::auth::RevocationList;
+
+/// Channel on which instances announce revoked session ids to each other.
+const REVOCATION_CHANNEL: &str = "latchkey_revocations";
 
 /// The shared database of a multi-instance deployment.
+#[derive(Clone)]
 pub struct PostgresStore {
     pool: PgPool,
 }
@@ -22,9 +27,63 @@ impl PostgresStore {
     }
 }
 
+/// Announces revoked sessions to every instance; PostgreSQL delivers the notifications when the
+/// transaction commits, and drops them if it rolls back.
+async fn notify_revoked(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    session_ids: &[uuid::Uuid],
+) -> Result<(), sqlx::Error> {
+    if session_ids.is_empty() {
+        return Ok(());
+    }
+    sqlx::query("SELECT pg_notify($1, id::text) FROM unnest($2::uuid[]) AS id")
+        .bind(REVOCATION_CHANNEL)
+        .bind(session_ids)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// Listens for revocations until the connection drops. Each (re)connection listens first and
+/// then reloads recent revocations from the table, so nothing revoked meanwhile is missed.
+async fn follow_revocations(
+    store: &PostgresStore,
+    revocations: &RevocationList,
+) -> Result<(), StoreError> {
+    let mut listener = PgListener::connect_with(&store.pool).await?;
+    listener.listen(REVOCATION_CHANNEL).await?;
+    let since = revocations.relevant_since(chrono::Utc::now());
+    revocations.revoke(store.revocations_since(since).await?);
+    // `try_recv` answers `None` when the connection is lost: start over.
+    while let Some(notification) = listener.try_recv().await? {
+        match notification.payload().parse::<uuid::Uuid>() {
+            Ok(session_id) => revocations.revoke([(session_id, chrono::Utc::now())]),
+            Err(_) => tracing::warn!(
+                payload = notification.payload(),
+                "ignoring a malformed revocation notification"
+            ),
+        }
+    }
+    Ok(())
+}
+
 impl_store!(
     PostgresStore,
     sqlx::Postgres,
     Backend::Postgres,
-    sqlx::migrate!("./migrations/postgres")
+    sqlx::migrate!("./migrations/postgres"),
+    fn spawn_revocation_listener(
+        &self,
+        revocations: Arc<RevocationList>,
+    ) -> Option<tokio::task::JoinHandle<()>> {
+        let store = self.clone();
+        Some(tokio::spawn(async move {
+            loop {
+                if let Err(err) = follow_revocations(&store, &revocations).await {
+                    tracing::warn!(error = %err, "the revocation listener lost PostgreSQL; retrying");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        }))
+    }
 );

@@ -8,7 +8,7 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::{StoreError, User};
+use super::{SessionInfo, StoreError, User};
 use crate::domain::Role;
 
 #[derive(sqlx::FromRow)]
@@ -49,10 +49,26 @@ pub(super) struct CredentialsRow {
 }
 
 #[derive(sqlx::FromRow)]
-pub(super) struct SessionOwnerRow {
-    #[sqlx(flatten)]
-    pub(super) user: UserRow,
-    pub(super) session_id: Uuid,
+pub(super) struct SessionRow {
+    id: Uuid,
+    created_at: DateTime<Utc>,
+    last_used_at: DateTime<Utc>,
+    expires_at: DateTime<Utc>,
+    user_agent: Option<String>,
+    ip: Option<String>,
+}
+
+impl From<SessionRow> for SessionInfo {
+    fn from(row: SessionRow) -> Self {
+        Self {
+            id: row.id,
+            created_at: row.created_at,
+            last_used_at: row.last_used_at,
+            expires_at: row.expires_at,
+            user_agent: row.user_agent,
+            ip: row.ip,
+        }
+    }
 }
 
 pub(super) fn map_insert_user_error(err: sqlx::Error) -> StoreError {
@@ -62,30 +78,38 @@ pub(super) fn map_insert_user_error(err: sqlx::Error) -> StoreError {
     }
 }
 
-/// Implements [`super::Store`] for a backend struct with a `pool` field.
+/// Implements [`super::Store`] for a backend struct with a `pool` field. The invoking module
+/// provides `notify_revoked(&mut tx, &ids)`, which tells other instances about revocations, and
+/// may add backend-specific trait methods after the migrator.
 macro_rules! impl_store {
-    ($store:ty, $db:ty, $backend:expr, $migrator:expr) => {
+    ($store:ty, $db:ty, $backend:expr, $migrator:expr $(, $extra:item)* $(,)?) => {
+        use chrono::{DateTime, Utc};
+        use uuid::Uuid;
+
+        use $crate::domain::{Email, Role};
+        use $crate::store::queries::{CredentialsRow, SessionRow, UserRow, map_insert_user_error};
+        use $crate::store::{
+            Backend, Credentials, NewRefreshToken, NewSession, NewUser, RefreshOutcome, RevokeScope,
+            Rotation, SessionInfo, Store, StoreError, User,
+        };
+
         #[async_trait::async_trait]
-        impl $crate::store::Store for $store {
-            fn backend(&self) -> $crate::store::Backend {
+        impl Store for $store {
+            fn backend(&self) -> Backend {
                 $backend
             }
 
-            async fn migrate(&self) -> Result<(), $crate::store::StoreError> {
+            async fn migrate(&self) -> Result<(), StoreError> {
                 $migrator.run(&self.pool).await?;
                 Ok(())
             }
 
-            async fn ping(&self) -> Result<(), $crate::store::StoreError> {
+            async fn ping(&self) -> Result<(), StoreError> {
                 sqlx::query("SELECT 1").execute(&self.pool).await?;
                 Ok(())
             }
 
-            async fn setting_or_insert(
-                &self,
-                key: &str,
-                value: &str,
-            ) -> Result<String, $crate::store::StoreError> {
+            async fn setting_or_insert(&self, key: &str, value: &str) -> Result<String, StoreError> {
                 sqlx::query(
                     "INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING",
                 )
@@ -102,10 +126,10 @@ macro_rules! impl_store {
 
             async fn create_user(
                 &self,
-                user: &$crate::store::NewUser,
-                session: &$crate::store::NewSession,
-                refresh: &$crate::store::NewRefreshToken,
-            ) -> Result<$crate::store::User, $crate::store::StoreError> {
+                user: &NewUser,
+                session: &NewSession,
+                refresh: &NewRefreshToken,
+            ) -> Result<User, StoreError> {
                 // Every transaction here starts with a write, so SQLite takes its write lock at
                 // once instead of failing to upgrade a read lock under contention.
                 let mut tx = self.pool.begin().await?;
@@ -120,24 +144,21 @@ macro_rules! impl_store {
                 .bind(user.created_at)
                 .execute(&mut *tx)
                 .await
-                .map_err($crate::store::queries::map_insert_user_error)?;
+                .map_err(map_insert_user_error)?;
                 insert_session(&mut tx, session, refresh).await?;
                 tx.commit().await?;
-                Ok($crate::store::User {
+                Ok(User {
                     id: user.id,
                     email: user.email.as_str().to_owned(),
                     name: user.name.as_ref().map(|name| name.as_str().to_owned()),
-                    role: $crate::domain::Role::User,
+                    role: Role::User,
                     created_at: user.created_at,
                     updated_at: user.created_at,
                 })
             }
 
-            async fn credentials_by_email(
-                &self,
-                email: &$crate::domain::Email,
-            ) -> Result<Option<$crate::store::Credentials>, $crate::store::StoreError> {
-                let row: Option<$crate::store::queries::CredentialsRow> = sqlx::query_as(
+            async fn credentials_by_email(&self, email: &Email) -> Result<Option<Credentials>, StoreError> {
+                let row: Option<CredentialsRow> = sqlx::query_as(
                     "SELECT id, email, name, role, created_at, updated_at, password_hash \
                      FROM users WHERE email = $1",
                 )
@@ -145,7 +166,7 @@ macro_rules! impl_store {
                 .fetch_optional(&self.pool)
                 .await?;
                 row.map(|row| {
-                    Ok($crate::store::Credentials {
+                    Ok(Credentials {
                         user: row.user.try_into()?,
                         password_hash: row.password_hash,
                     })
@@ -153,11 +174,8 @@ macro_rules! impl_store {
                 .transpose()
             }
 
-            async fn user_by_id(
-                &self,
-                id: uuid::Uuid,
-            ) -> Result<Option<$crate::store::User>, $crate::store::StoreError> {
-                let row: Option<$crate::store::queries::UserRow> = sqlx::query_as(
+            async fn user_by_id(&self, id: Uuid) -> Result<Option<User>, StoreError> {
+                let row: Option<UserRow> = sqlx::query_as(
                     "SELECT id, email, name, role, created_at, updated_at FROM users WHERE id = $1",
                 )
                 .bind(id)
@@ -168,25 +186,27 @@ macro_rules! impl_store {
 
             async fn create_session(
                 &self,
-                session: &$crate::store::NewSession,
-                refresh: &$crate::store::NewRefreshToken,
-            ) -> Result<(), $crate::store::StoreError> {
+                session: &NewSession,
+                refresh: &NewRefreshToken,
+            ) -> Result<(), StoreError> {
                 let mut tx = self.pool.begin().await?;
                 insert_session(&mut tx, session, refresh).await?;
                 tx.commit().await?;
                 Ok(())
             }
 
-            async fn rotate_refresh_token(
+            async fn refresh_session(
                 &self,
                 presented: &str,
-                next: &$crate::store::NewRefreshToken,
-            ) -> Result<Option<$crate::store::Rotation>, $crate::store::StoreError> {
+                next: &NewRefreshToken,
+                reuse_since: DateTime<Utc>,
+            ) -> Result<RefreshOutcome, StoreError> {
                 let now = next.created_at;
                 let mut tx = self.pool.begin().await?;
-                // The conditional UPDATE is the lock: of two concurrent refreshes with one token,
-                // exactly one sees `rotated_at IS NULL` and goes on.
-                let session_id: Option<uuid::Uuid> = sqlx::query_scalar(
+                // The conditional UPDATE is the lock: of concurrent refreshes with one token,
+                // exactly one sees `rotated_at IS NULL`; the others wait for it to commit and
+                // then find the token rotated.
+                let rotated: Option<Uuid> = sqlx::query_scalar(
                     "UPDATE refresh_tokens SET rotated_at = $2 \
                      WHERE token_hash = $1 AND rotated_at IS NULL AND expires_at > $2 \
                      RETURNING session_id",
@@ -195,63 +215,167 @@ macro_rules! impl_store {
                 .bind(now)
                 .fetch_optional(&mut *tx)
                 .await?;
-                let Some(session_id) = session_id else {
-                    return Ok(None);
+                if let Some(session_id) = rotated {
+                    let Some(user) = live_session_owner(&mut tx, session_id, now).await? else {
+                        return Ok(RefreshOutcome::Invalid);
+                    };
+                    sqlx::query(
+                        "INSERT INTO refresh_tokens (token_hash, session_id, created_at, expires_at) \
+                         VALUES ($1, $2, $3, $4)",
+                    )
+                    .bind(&next.hash)
+                    .bind(session_id)
+                    .bind(next.created_at)
+                    .bind(next.expires_at)
+                    .execute(&mut *tx)
+                    .await?;
+                    touch_session(&mut tx, session_id, now).await?;
+                    tx.commit().await?;
+                    return Ok(RefreshOutcome::Rotated(Rotation { user, session_id }));
+                }
+
+                let spent: Option<(Uuid, Option<DateTime<Utc>>)> = sqlx::query_as(
+                    "SELECT session_id, rotated_at FROM refresh_tokens WHERE token_hash = $1",
+                )
+                .bind(presented)
+                .fetch_optional(&mut *tx)
+                .await?;
+                let Some((session_id, Some(rotated_at))) = spent else {
+                    // Unknown, or never rotated and so expired.
+                    return Ok(RefreshOutcome::Invalid);
                 };
-                let owner: Option<$crate::store::queries::SessionOwnerRow> = sqlx::query_as(
-                    "SELECT u.id, u.email, u.name, u.role, u.created_at, u.updated_at, \
-                            s.id AS session_id \
-                     FROM sessions s JOIN users u ON u.id = s.user_id \
-                     WHERE s.id = $1 AND s.revoked_at IS NULL AND s.expires_at > $2",
+                if rotated_at >= reuse_since {
+                    // A concurrent refresh with the same token: answer with the successor the
+                    // first caller got, provided it is still the session's live token.
+                    let successor_live: Option<i32> = sqlx::query_scalar(
+                        "SELECT 1 FROM refresh_tokens WHERE token_hash = $1 AND session_id = $2 \
+                         AND rotated_at IS NULL AND expires_at > $3",
+                    )
+                    .bind(&next.hash)
+                    .bind(session_id)
+                    .bind(now)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                    let owner = match successor_live {
+                        Some(_) => live_session_owner(&mut tx, session_id, now).await?,
+                        None => None,
+                    };
+                    let Some(user) = owner else {
+                        return Ok(RefreshOutcome::Invalid);
+                    };
+                    touch_session(&mut tx, session_id, now).await?;
+                    tx.commit().await?;
+                    return Ok(RefreshOutcome::Replayed(Rotation { user, session_id }));
+                }
+
+                // A token rotated away long ago is presented again: someone holds a copy.
+                // Revoke the whole session, its newest refresh token included.
+                let revoked: Vec<Uuid> = sqlx::query_scalar(
+                    "UPDATE sessions SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL RETURNING id",
                 )
                 .bind(session_id)
                 .bind(now)
-                .fetch_optional(&mut *tx)
+                .fetch_all(&mut *tx)
                 .await?;
-                let Some(owner) = owner else {
-                    return Ok(None);
-                };
-                sqlx::query(
-                    "INSERT INTO refresh_tokens (token_hash, session_id, created_at, expires_at) \
-                     VALUES ($1, $2, $3, $4)",
-                )
-                .bind(&next.hash)
-                .bind(session_id)
-                .bind(next.created_at)
-                .bind(next.expires_at)
-                .execute(&mut *tx)
-                .await?;
-                sqlx::query("UPDATE sessions SET last_used_at = $2 WHERE id = $1")
+                notify_revoked(&mut tx, &revoked).await?;
+                let user_id: Uuid = sqlx::query_scalar("SELECT user_id FROM sessions WHERE id = $1")
                     .bind(session_id)
-                    .bind(now)
-                    .execute(&mut *tx)
+                    .fetch_one(&mut *tx)
                     .await?;
                 tx.commit().await?;
-                Ok(Some($crate::store::Rotation {
-                    user: owner.user.try_into()?,
-                    session_id: owner.session_id,
-                }))
+                Ok(RefreshOutcome::Reused { user_id, session_id, revoked_at: now })
             }
 
-            async fn revoke_session(
+            async fn revoke_sessions(
                 &self,
-                session_id: uuid::Uuid,
-                at: chrono::DateTime<chrono::Utc>,
-            ) -> Result<(), $crate::store::StoreError> {
-                sqlx::query("UPDATE sessions SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL")
-                    .bind(session_id)
-                    .bind(at)
-                    .execute(&self.pool)
-                    .await?;
-                Ok(())
+                user_id: Uuid,
+                scope: RevokeScope,
+                at: DateTime<Utc>,
+            ) -> Result<Vec<Uuid>, StoreError> {
+                let (filter, session_id) = match scope {
+                    RevokeScope::Only(id) => ("id = $3", id),
+                    RevokeScope::AllExcept(id) => ("id <> $3", id),
+                    RevokeScope::All => ("$3 = $3", Uuid::nil()),
+                };
+                let mut tx = self.pool.begin().await?;
+                let revoked: Vec<Uuid> = sqlx::query_scalar(&format!(
+                    "UPDATE sessions SET revoked_at = $2 \
+                     WHERE user_id = $1 AND revoked_at IS NULL AND {filter} RETURNING id"
+                ))
+                .bind(user_id)
+                .bind(at)
+                .bind(session_id)
+                .fetch_all(&mut *tx)
+                .await?;
+                notify_revoked(&mut tx, &revoked).await?;
+                tx.commit().await?;
+                Ok(revoked)
             }
+
+            async fn live_sessions(
+                &self,
+                user_id: Uuid,
+                now: DateTime<Utc>,
+            ) -> Result<Vec<SessionInfo>, StoreError> {
+                let rows: Vec<SessionRow> = sqlx::query_as(
+                    "SELECT id, created_at, last_used_at, expires_at, user_agent, ip FROM sessions s \
+                     WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > $2 \
+                     AND EXISTS (SELECT 1 FROM refresh_tokens r WHERE r.session_id = s.id \
+                                 AND r.rotated_at IS NULL AND r.expires_at > $2) \
+                     ORDER BY last_used_at DESC",
+                )
+                .bind(user_id)
+                .bind(now)
+                .fetch_all(&self.pool)
+                .await?;
+                Ok(rows.into_iter().map(Into::into).collect())
+            }
+
+            async fn revocations_since(
+                &self,
+                since: DateTime<Utc>,
+            ) -> Result<Vec<(Uuid, DateTime<Utc>)>, StoreError> {
+                let rows = sqlx::query_as("SELECT id, revoked_at FROM sessions WHERE revoked_at > $1")
+                    .bind(since)
+                    .fetch_all(&self.pool)
+                    .await?;
+                Ok(rows)
+            }
+
+            async fn prune(
+                &self,
+                now: DateTime<Utc>,
+                revoked_before: DateTime<Utc>,
+            ) -> Result<u64, StoreError> {
+                let mut tx = self.pool.begin().await?;
+                let tokens = sqlx::query("DELETE FROM refresh_tokens WHERE expires_at <= $1")
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                // A session goes when it is past its absolute lifetime, when its revocation no
+                // longer matters to any access token, or when its last refresh token expired.
+                let sessions = sqlx::query(
+                    "DELETE FROM sessions WHERE expires_at <= $1 OR revoked_at <= $2 \
+                     OR NOT EXISTS (SELECT 1 FROM refresh_tokens r WHERE r.session_id = sessions.id)",
+                )
+                .bind(now)
+                .bind(revoked_before)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                tx.commit().await?;
+                Ok(tokens + sessions)
+            }
+
+            $($extra)*
         }
 
-        async fn insert_session<'c>(
-            tx: &mut sqlx::Transaction<'c, $db>,
-            session: &$crate::store::NewSession,
-            refresh: &$crate::store::NewRefreshToken,
-        ) -> Result<(), $crate::store::StoreError> {
+        async fn insert_session(
+            tx: &mut sqlx::Transaction<'_, $db>,
+            session: &NewSession,
+            refresh: &NewRefreshToken,
+        ) -> Result<(), StoreError> {
             sqlx::query(
                 "INSERT INTO sessions (id, user_id, created_at, last_used_at, expires_at, user_agent, ip) \
                  VALUES ($1, $2, $3, $3, $4, $5, $6)",
@@ -274,6 +398,37 @@ macro_rules! impl_store {
             .bind(refresh.expires_at)
             .execute(&mut **tx)
             .await?;
+            Ok(())
+        }
+
+        /// The owner of a session that is neither revoked nor past its absolute lifetime.
+        async fn live_session_owner(
+            tx: &mut sqlx::Transaction<'_, $db>,
+            session_id: Uuid,
+            now: DateTime<Utc>,
+        ) -> Result<Option<User>, StoreError> {
+            let owner: Option<UserRow> = sqlx::query_as(
+                "SELECT u.id, u.email, u.name, u.role, u.created_at, u.updated_at \
+                 FROM sessions s JOIN users u ON u.id = s.user_id \
+                 WHERE s.id = $1 AND s.revoked_at IS NULL AND s.expires_at > $2",
+            )
+            .bind(session_id)
+            .bind(now)
+            .fetch_optional(&mut **tx)
+            .await?;
+            owner.map(TryInto::try_into).transpose()
+        }
+
+        async fn touch_session(
+            tx: &mut sqlx::Transaction<'_, $db>,
+            session_id: Uuid,
+            now: DateTime<Utc>,
+        ) -> Result<(), StoreError> {
+            sqlx::query("UPDATE sessions SET last_used_at = $2 WHERE id = $1")
+                .bind(session_id)
+                .bind(now)
+                .execute(&mut **tx)
+                .await?;
             Ok(())
         }
     };

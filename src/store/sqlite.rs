@@ -5,7 +5,6 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
-use super::Backend;
 use super::queries::impl_store;
 
 /// The embedded database of a single-process deployment: one file, WAL mode.
@@ -29,6 +28,14 @@ impl SqliteStore {
             .await?;
         Ok(Self { pool })
     }
+}
+
+/// One process is the only instance: its own revocation list is updated by the caller.
+async fn notify_revoked(
+    _tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    _session_ids: &[uuid::Uuid],
+) -> Result<(), sqlx::Error> {
+    Ok(())
 }
 
 impl_store!(

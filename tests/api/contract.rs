@@ -16,6 +16,8 @@ const SERVED: &[&str] = &[
     "POST /v1/auth/refresh",
     "POST /v1/auth/logout",
     "GET /v1/me",
+    "GET /v1/me/sessions",
+    "DELETE /v1/me/sessions/{id}",
     "GET /healthz",
     "GET /readyz",
     "GET /openapi.yaml",

@@ -37,6 +37,8 @@ pub async fn spawn_app_with(customise: impl FnOnce(&mut Config)) -> TestApp {
         access_ttl: 900,
         refresh_ttl: 30 * 86_400,
         session_max_age: 90 * 86_400,
+        refresh_reuse_interval: 10,
+        prune_interval: 600,
         bcrypt_cost: 4,
         hash_threads: Some(2),
         workers: Some(1),
@@ -105,6 +107,11 @@ impl TestApp {
         format!("{}{path}", self.address)
     }
 
+    /// A second instance on the same database and configuration, as behind a load balancer.
+    pub async fn another_instance(&self) -> TestApp {
+        start(self.config.clone()).await
+    }
+
     /// Stops this instance and starts a new one on the same database and configuration.
     pub async fn restart(self) -> TestApp {
         self.handle.stop(true).await;
@@ -162,8 +169,12 @@ impl TestApp {
     }
 
     pub async fn logout(&self, access_token: &str) -> Response {
+        self.logout_scope(access_token, "local").await
+    }
+
+    pub async fn logout_scope(&self, access_token: &str, scope: &str) -> Response {
         self.client
-            .post(self.url("/v1/auth/logout"))
+            .post(self.url(&format!("/v1/auth/logout?scope={scope}")))
             .bearer_auth(access_token)
             .send()
             .await

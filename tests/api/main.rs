@@ -10,5 +10,8 @@ mod logout;
 mod me;
 mod refresh;
 mod restart;
+mod revocation;
+mod rotation;
+mod sessions;
 mod signup;
 mod tokens;

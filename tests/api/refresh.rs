@@ -5,7 +5,7 @@ use sha2::{Digest, Sha256};
 use crate::helpers::{assert_problem, spawn_app};
 
 #[tokio::test]
-async fn a_refresh_token_buys_a_new_pair_once() {
+async fn a_refresh_token_buys_a_new_pair() {
     let app = spawn_app().await;
     let tokens = app.signed_up("ada@example.com").await;
     let first = tokens["refresh_token"].as_str().unwrap();
@@ -25,8 +25,7 @@ async fn a_refresh_token_buys_a_new_pair_once() {
         200
     );
 
-    let reused = app.refresh(first).await;
-    assert_problem(reused, StatusCode::UNAUTHORIZED, "invalid_refresh_token").await;
+    // A used token is refused once the reuse interval is over (see rotation.rs); the new one works.
     assert_eq!(app.refresh(second).await.status(), StatusCode::OK);
 }
 

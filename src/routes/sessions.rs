@@ -1,0 +1,97 @@
+//! The caller's sessions: one per signed-in device.
+
+use actix_web::http::header;
+use actix_web::{HttpResponse, web};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::auth::AuthUser;
+use crate::error::ApiError;
+use crate::startup::AppState;
+use crate::store::{self, RevokeScope};
+
+#[derive(Serialize)]
+struct SessionView {
+    id: Uuid,
+    created_at: DateTime<Utc>,
+    last_used_at: DateTime<Utc>,
+    expires_at: DateTime<Utc>,
+    user_agent: Option<String>,
+    ip: Option<String>,
+    /// Whether this is the session of the access token making the request.
+    current: bool,
+}
+
+#[derive(Serialize)]
+struct SessionList {
+    sessions: Vec<SessionView>,
+}
+
+pub async fn list_sessions(
+    state: web::Data<AppState>,
+    caller: AuthUser,
+) -> Result<HttpResponse, ApiError> {
+    let sessions = state
+        .store
+        .live_sessions(caller.user_id, store::now())
+        .await?
+        .into_iter()
+        .map(|session| SessionView {
+            current: session.id == caller.session_id,
+            id: session.id,
+            created_at: session.created_at,
+            last_used_at: session.last_used_at,
+            expires_at: session.expires_at,
+            user_agent: session.user_agent,
+            ip: session.ip,
+        })
+        .collect();
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(SessionList { sessions }))
+}
+
+/// Signs one of the caller's devices out.
+pub async fn delete_session(
+    state: web::Data<AppState>,
+    caller: AuthUser,
+    session_id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    let revoked = revoke_sessions(
+        &state,
+        caller.user_id,
+        RevokeScope::Only(session_id.into_inner()),
+    )
+    .await?;
+    if revoked.is_empty() {
+        return Err(ApiError::NotFound(
+            "no live session of yours has this id".into(),
+        ));
+    }
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Revokes sessions in the database and in this instance's revocation list at once, so their
+/// access tokens stop working here immediately (other instances hear of it from the store).
+pub async fn revoke_sessions(
+    state: &AppState,
+    user_id: Uuid,
+    scope: RevokeScope,
+) -> Result<Vec<Uuid>, ApiError> {
+    let at = store::now();
+    let revoked = state.store.revoke_sessions(user_id, scope, at).await?;
+    state
+        .revocations
+        .revoke(revoked.iter().map(|session_id| (*session_id, at)));
+    for session_id in &revoked {
+        tracing::info!(
+            target: "latchkey::audit",
+            event = "session_revoked",
+            %user_id,
+            %session_id,
+            "session revoked"
+        );
+    }
+    Ok(revoked)
+}

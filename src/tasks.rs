@@ -1,0 +1,33 @@
+//! Work that runs beside the HTTP server for as long as it serves.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::task::JoinHandle;
+use tokio::time::MissedTickBehavior;
+
+use crate::auth::RevocationList;
+use crate::store::{self, Store};
+
+/// Deletes expired sessions and refresh tokens every `every`, so the tables do not grow forever,
+/// and drops revocation entries no access token can need any more.
+pub fn spawn_pruner(
+    store: Arc<dyn Store>,
+    revocations: Arc<RevocationList>,
+    every: Duration,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(every);
+        ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        loop {
+            ticker.tick().await;
+            let now = store::now();
+            revocations.prune(now);
+            match store.prune(now, revocations.relevant_since(now)).await {
+                Ok(0) => {}
+                Ok(rows) => tracing::debug!(rows, "pruned expired sessions and refresh tokens"),
+                Err(err) => tracing::warn!(error = %err, "pruning expired sessions failed"),
+            }
+        }
+    })
+}

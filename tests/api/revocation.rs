@@ -1,0 +1,86 @@
+//! Revocation reaches access tokens at once, survives restarts, spans instances, and expired
+//! rows are pruned.
+
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+
+use crate::helpers::{PASSWORD, is_postgres, spawn_app, spawn_app_with};
+
+#[tokio::test]
+async fn a_revoked_sessions_access_token_stays_refused_after_a_restart() {
+    let app = spawn_app().await;
+    let tokens = app.signed_up("ada@example.com").await;
+    let access = tokens["access_token"].as_str().unwrap();
+    app.logout(access).await;
+
+    let app = app.restart().await;
+
+    assert_eq!(app.me(access).await.status(), StatusCode::UNAUTHORIZED);
+    let fresh: serde_json::Value = app
+        .login("ada@example.com", PASSWORD)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        app.me(fresh["access_token"].as_str().unwrap())
+            .await
+            .status(),
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn expired_sessions_and_refresh_tokens_are_pruned_in_the_background() {
+    let app = spawn_app_with(|config| config.prune_interval = 1).await;
+    app.signed_up("ada@example.com").await;
+    let live = app.signed_up("bob@example.com").await;
+    sqlx::query(
+        "UPDATE sessions SET expires_at = created_at WHERE user_id = \
+         (SELECT id FROM users WHERE email = 'ada@example.com')",
+    )
+    .execute(&app.db)
+    .await
+    .unwrap();
+
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while app.count("SELECT COUNT(*) FROM sessions").await > 1 {
+        assert!(
+            Instant::now() < deadline,
+            "the expired session was never pruned"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(app.count("SELECT COUNT(*) FROM refresh_tokens").await, 1);
+    let refreshed = app.refresh(live["refresh_token"].as_str().unwrap()).await;
+    assert_eq!(refreshed.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_logout_on_one_instance_is_honoured_by_another_within_a_second() {
+    if !is_postgres() {
+        // Several instances share only PostgreSQL; SQLite is one process.
+        return;
+    }
+    let a = spawn_app().await;
+    let b = a.another_instance().await;
+    let tokens = a.signed_up("ada@example.com").await;
+    let access = tokens["access_token"].as_str().unwrap();
+    assert_eq!(b.me(access).await.status(), StatusCode::OK);
+
+    assert_eq!(a.logout(access).await.status(), StatusCode::NO_CONTENT);
+
+    let deadline = Instant::now() + Duration::from_secs(1);
+    loop {
+        let status = b.me(access).await.status();
+        if status == StatusCode::UNAUTHORIZED {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "instance B still accepts the token"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
