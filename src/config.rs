@@ -75,6 +75,26 @@ pub struct Config {
     #[arg(long, env = "LATCHKEY_HASH_THREADS", value_parser = clap::value_parser!(u16).range(1..), global = true)]
     pub hash_threads: Option<u16>,
 
+    /// Email of an admin to create at start if no user has it yet (for containers); needs
+    /// LATCHKEY_BOOTSTRAP_ADMIN_PASSWORD too.
+    #[arg(
+        long,
+        env = "LATCHKEY_BOOTSTRAP_ADMIN_EMAIL",
+        requires = "bootstrap_admin_password",
+        global = true
+    )]
+    pub bootstrap_admin_email: Option<String>,
+
+    /// Password of the bootstrap admin (only used when that admin is created).
+    #[arg(
+        long,
+        env = "LATCHKEY_BOOTSTRAP_ADMIN_PASSWORD",
+        hide_env_values = true,
+        requires = "bootstrap_admin_email",
+        global = true
+    )]
+    pub bootstrap_admin_password: Option<String>,
+
     /// HTTP worker threads [default: number of CPUs].
     #[arg(long, env = "LATCHKEY_WORKERS", value_parser = clap::value_parser!(u16).range(1..), global = true)]
     pub workers: Option<u16>,

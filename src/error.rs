@@ -59,6 +59,12 @@ pub enum ApiError {
     InvalidRefreshToken,
     #[error("the refresh token was already used; the session has been revoked")]
     RefreshTokenReused,
+    #[error("this account is disabled")]
+    AccountDisabled,
+    #[error("this requires the admin role")]
+    Forbidden,
+    #[error("the change would leave no enabled admin")]
+    LastAdmin,
     #[error("a valid bearer access token is required")]
     Unauthorized(TokenProblem),
     #[error("no such resource: {0}")]
@@ -82,6 +88,9 @@ impl ApiError {
             Self::InvalidCredentials => "invalid_credentials",
             Self::InvalidRefreshToken => "invalid_refresh_token",
             Self::RefreshTokenReused => "refresh_token_reused",
+            Self::AccountDisabled => "account_disabled",
+            Self::Forbidden => "forbidden",
+            Self::LastAdmin => "last_admin",
             Self::Unauthorized(TokenProblem::Missing) => "unauthorized",
             Self::Unauthorized(TokenProblem::Invalid(_)) => "invalid_token",
             Self::NotFound(_) => "not_found",
@@ -104,6 +113,8 @@ impl From<StoreError> for ApiError {
         match err {
             StoreError::EmailTaken => Self::EmailTaken,
             StoreError::Unavailable(_) => Self::DatabaseUnavailable(err),
+            StoreError::UserNotFound => Self::NotFound("no user has this id".into()),
+            StoreError::LastAdmin => Self::LastAdmin,
             StoreError::Database(_) | StoreError::Migration(_) => Self::Internal(err.into()),
         }
     }
@@ -117,7 +128,8 @@ impl ResponseError for ApiError {
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::EmailTaken => StatusCode::CONFLICT,
+            Self::EmailTaken | Self::LastAdmin => StatusCode::CONFLICT,
+            Self::AccountDisabled | Self::Forbidden => StatusCode::FORBIDDEN,
             Self::InvalidCredentials
             | Self::InvalidRefreshToken
             | Self::RefreshTokenReused

@@ -1,6 +1,7 @@
 //! Latchkey: an authentication API. Users sign up and log in with a password, hold a short-lived
 //! HS256 access token and a rotating refresh token, and can be logged out for real.
 
+pub mod accounts;
 pub mod auth;
 pub mod config;
 pub mod domain;

@@ -8,13 +8,16 @@ use actix_web::dev::{Server, ServerHandle};
 use actix_web::middleware::{DefaultHeaders, ErrorHandlers};
 use actix_web::{App, HttpServer, web};
 use anyhow::Context;
-use chrono::TimeDelta;
+use chrono::{DateTime, TimeDelta, Utc};
 use tokio::task::JoinHandle;
+use uuid::Uuid;
 
+use crate::accounts;
 use crate::auth::{
     AccessTokens, JwtSecret, PasswordHasher, RefreshTokens, RevocationList, random_token,
 };
 use crate::config::Config;
+use crate::domain::{Email, Password};
 use crate::error::{ApiError, render_bare_error};
 use crate::extract::MAX_BODY_BYTES;
 use crate::routes;
@@ -36,6 +39,24 @@ pub struct AppState {
     pub session_max_age: TimeDelta,
 }
 
+impl AppState {
+    /// Makes revocations the store has made take effect on this instance at once (other
+    /// instances learn of them through the store), and records them in the audit log.
+    pub fn sessions_revoked(&self, user_id: Uuid, session_ids: &[Uuid], at: DateTime<Utc>) {
+        self.revocations
+            .revoke(session_ids.iter().map(|session_id| (*session_id, at)));
+        for session_id in session_ids {
+            tracing::info!(
+                target: "latchkey::audit",
+                event = "session_revoked",
+                %user_id,
+                %session_id,
+                "session revoked"
+            );
+        }
+    }
+}
+
 pub struct Application {
     port: u16,
     server: Server,
@@ -53,6 +74,7 @@ impl Application {
         let secret = jwt_secret(&config, store.as_ref()).await?;
         let hasher = PasswordHasher::new(config.bcrypt_cost, config.hash_threads()).await?;
         let tokens = AccessTokens::new(&secret, &config.issuer, config.access_ttl());
+        bootstrap_admin(&config, store.as_ref(), &hasher).await?;
 
         // Sessions revoked before this start may still have unexpired access tokens around.
         let revocations = Arc::new(RevocationList::new(TimeDelta::from_std(
@@ -60,12 +82,10 @@ impl Application {
         )?));
         let since = revocations.relevant_since(store::now());
         revocations.revoke(store.revocations_since(since).await?);
-        let mut tasks = vec![tasks::spawn_pruner(
-            store.clone(),
-            revocations.clone(),
-            config.prune_interval(),
-        )];
-        tasks.extend(store.spawn_revocation_listener(revocations.clone()));
+        let tasks = vec![
+            tasks::spawn_pruner(store.clone(), revocations.clone(), config.prune_interval()),
+            store.spawn_revocation_watcher(revocations.clone()),
+        ];
 
         let state = web::Data::new(AppState {
             refresh_tokens: RefreshTokens::new(&secret),
@@ -95,9 +115,12 @@ impl Application {
                 )
                 .wrap(ErrorHandlers::new().default_handler(render_bare_error))
                 .wrap(
+                    // Nearly every response carries a token or user data: none may be cached
+                    // unless a handler says otherwise.
                     DefaultHeaders::new()
                         .add(("X-Content-Type-Options", "nosniff"))
-                        .add(("Referrer-Policy", "no-referrer")),
+                        .add(("Referrer-Policy", "no-referrer"))
+                        .add(("Cache-Control", "no-store")),
                 )
                 .configure(routes::configure)
         })
@@ -129,6 +152,29 @@ impl Application {
         }
         result
     }
+}
+
+/// Creates the admin named by `LATCHKEY_BOOTSTRAP_ADMIN_*`, when both are set and no user has
+/// that email yet.
+async fn bootstrap_admin(
+    config: &Config,
+    store: &dyn Store,
+    hasher: &PasswordHasher,
+) -> anyhow::Result<()> {
+    let (Some(email), Some(password)) = (
+        &config.bootstrap_admin_email,
+        &config.bootstrap_admin_password,
+    ) else {
+        return Ok(());
+    };
+    let email = Email::parse(email)
+        .map_err(|why| anyhow::anyhow!("LATCHKEY_BOOTSTRAP_ADMIN_EMAIL {why}"))?;
+    let password = Password::parse(password.clone())
+        .map_err(|why| anyhow::anyhow!("LATCHKEY_BOOTSTRAP_ADMIN_PASSWORD {why}"))?;
+    if accounts::bootstrap_admin(store, hasher, &email, &password).await? {
+        tracing::info!(target: "latchkey::audit", event = "admin_bootstrapped", email = %email, "bootstrap admin created");
+    }
+    Ok(())
 }
 
 /// The configured secret; or, on SQLite only, one generated once and kept in the database so

@@ -47,6 +47,27 @@ impl FromRequest for AuthUser {
     }
 }
 
+/// An authenticated caller with the admin role. The role comes from the token, which is safe
+/// because demoting a user revokes their sessions, and so their tokens, at once.
+#[derive(Debug, Clone)]
+pub struct AdminUser(pub AuthUser);
+
+impl FromRequest for AdminUser {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        ready(
+            AuthUser::from_request(req, payload)
+                .into_inner()
+                .and_then(|user| match user.role {
+                    Role::Admin => Ok(AdminUser(user)),
+                    Role::User => Err(ApiError::Forbidden),
+                }),
+        )
+    }
+}
+
 impl FromRequest for VerifiedToken {
     type Error = ApiError;
     type Future = Ready<Result<Self, Self::Error>>;

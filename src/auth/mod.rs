@@ -12,7 +12,7 @@ mod password;
 mod refresh;
 mod revocation;
 
-pub use extractor::{AuthUser, VerifiedToken};
+pub use extractor::{AdminUser, AuthUser, VerifiedToken};
 pub use jwt::{AccessClaims, AccessTokens, IssuedAccessToken, JwtSecret, TokenError};
 pub use password::PasswordHasher;
 pub use refresh::{RefreshToken, RefreshTokens};

@@ -34,6 +34,17 @@ impl PasswordHasher {
         })
     }
 
+    /// Whether `stored_hash` was made at another cost than the configured one, and should be
+    /// replaced at the next successful login.
+    pub fn needs_upgrade(&self, stored_hash: &str) -> bool {
+        // `$2b$12$…`: the cost is the third `$`-separated field.
+        stored_hash
+            .split('$')
+            .nth(2)
+            .and_then(|cost| cost.parse::<u32>().ok())
+            != Some(self.cost)
+    }
+
     pub async fn hash(&self, password: &Password) -> anyhow::Result<String> {
         let password = password.clone();
         let cost = self.cost;
@@ -99,6 +110,17 @@ mod tests {
                 .await
                 .unwrap()
         );
+    }
+
+    #[tokio::test]
+    async fn hashes_of_another_cost_need_an_upgrade() {
+        let hasher = hasher().await;
+        let password = Password::parse("correct horse battery".into()).unwrap();
+        let current = hasher.hash(&password).await.unwrap();
+        assert!(!hasher.needs_upgrade(&current));
+        let older = bcrypt::hash("correct horse battery", 5).unwrap();
+        assert!(hasher.needs_upgrade(&older));
+        assert!(hasher.needs_upgrade("garbage"));
     }
 
     #[tokio::test]

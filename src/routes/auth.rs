@@ -5,11 +5,13 @@ use uuid::Uuid;
 
 use super::sessions::revoke_sessions;
 use crate::auth::{RefreshToken, VerifiedToken};
-use crate::domain::{DisplayName, Email, Password};
+use crate::domain::{DisplayName, Email, Password, Role};
 use crate::error::{ApiError, FieldError};
 use crate::extract::JsonBody;
 use crate::startup::AppState;
-use crate::store::{self, NewRefreshToken, NewSession, NewUser, RefreshOutcome, RevokeScope, User};
+use crate::store::{
+    self, Credentials, NewRefreshToken, NewSession, NewUser, RefreshOutcome, RevokeScope, User,
+};
 
 /// Longest `User-Agent` kept with a session.
 const MAX_USER_AGENT_CHARS: usize = 512;
@@ -89,6 +91,7 @@ pub async fn signup(
         email: signup.email,
         password_hash,
         name: signup.name,
+        role: Role::User,
         created_at: now,
     };
     let (session, refresh_token, refresh) = new_session(&state, &req, new_user.id);
@@ -129,6 +132,11 @@ pub async fn login(
     let Some(credentials) = credentials.filter(|_| verified) else {
         return Err(ApiError::InvalidCredentials);
     };
+    // Only a caller who knows the password learns that the account is disabled.
+    if credentials.user.disabled {
+        return Err(ApiError::AccountDisabled);
+    }
+    upgrade_hash(&state, &credentials, &body.password).await;
     let user = credentials.user;
     let (session, refresh_token, refresh) = new_session(&state, &req, user.id);
     state.store.create_session(&session, &refresh).await?;
@@ -214,6 +222,30 @@ pub async fn logout(
         revoke_sessions(&state, caller.user_id, scope).await?;
     }
     Ok(HttpResponse::NoContent().finish())
+}
+
+/// Re-hashes the password at the configured cost when the stored hash has another one, so a
+/// raised `LATCHKEY_BCRYPT_COST` reaches every active user without a reset. Best effort: the
+/// login succeeds whether or not the upgrade does, and the next login tries again.
+async fn upgrade_hash(state: &AppState, credentials: &Credentials, password: &str) {
+    if !state.hasher.needs_upgrade(&credentials.password_hash) {
+        return;
+    }
+    // A password set under older rules cannot be re-hashed as a `Password`; it keeps its hash.
+    let Ok(password) = Password::parse(password.to_owned()) else {
+        return;
+    };
+    let upgraded = match state.hasher.hash(&password).await {
+        Ok(hash) => state
+            .store
+            .upgrade_password_hash(credentials.user.id, &hash)
+            .await
+            .map_err(anyhow::Error::from),
+        Err(err) => Err(err),
+    };
+    if let Err(err) = upgraded {
+        tracing::warn!(user_id = %credentials.user.id, error = %err, "could not upgrade a password hash");
+    }
 }
 
 fn new_session(

@@ -1,11 +1,16 @@
+//! The caller's own account: read it, change it, change the password, delete it.
+
 use actix_web::http::header;
 use actix_web::{HttpResponse, web};
+use serde::Deserialize;
 
 use crate::auth::AuthUser;
-use crate::error::{ApiError, TokenProblem};
+use crate::domain::{DisplayName, Email, Password};
+use crate::error::{ApiError, FieldError, TokenProblem};
+use crate::extract::JsonBody;
 use crate::startup::AppState;
+use crate::store::{self, Credentials, UserChanges};
 
-/// The caller's own account.
 pub async fn get_me(
     state: web::Data<AppState>,
     caller: AuthUser,
@@ -14,11 +19,165 @@ pub async fn get_me(
         .store
         .user_by_id(caller.user_id)
         .await?
-        // A valid signature over a user that no longer exists is a token that no longer counts.
-        .ok_or(ApiError::Unauthorized(TokenProblem::Invalid(
-            "the account of this token no longer exists",
-        )))?;
+        .ok_or(account_gone())?;
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .json(user))
+}
+
+#[derive(Deserialize)]
+pub struct UpdateMeBody {
+    name: Option<String>,
+    email: Option<String>,
+    current_password: Option<String>,
+}
+
+/// Changes the caller's name or email. A new email needs the current password: a stolen access
+/// token alone must not be enough to take the account over.
+pub async fn update_me(
+    state: web::Data<AppState>,
+    caller: AuthUser,
+    JsonBody(body): JsonBody<UpdateMeBody>,
+) -> Result<HttpResponse, ApiError> {
+    let mut errors = Vec::new();
+    let email = body
+        .email
+        .as_deref()
+        .map(Email::parse)
+        .transpose()
+        .map_err(|msg| errors.push(FieldError::new("email", "invalid", msg)))
+        .ok()
+        .flatten();
+    let name = body
+        .name
+        .as_deref()
+        .map(DisplayName::parse)
+        .transpose()
+        .map_err(|msg| errors.push(FieldError::new("name", "invalid", msg)))
+        .ok()
+        .flatten();
+    if !errors.is_empty() {
+        return Err(ApiError::Validation(errors));
+    }
+    let credentials = own_credentials(&state, &caller).await?;
+    let email = email.filter(|email| email.as_str() != credentials.user.email);
+    if email.is_some() {
+        let Some(current_password) = body.current_password.as_deref() else {
+            return Err(ApiError::Validation(vec![FieldError::new(
+                "current_password",
+                "required",
+                "is required to change the email",
+            )]));
+        };
+        check_password(&state, &credentials, current_password).await?;
+    }
+    let changes = UserChanges {
+        email,
+        name,
+        ..UserChanges::default()
+    };
+    let change = state
+        .store
+        .update_user(caller.user_id, &changes, store::now())
+        .await?;
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(change.value))
+}
+
+#[derive(Deserialize)]
+pub struct ChangePasswordBody {
+    current_password: String,
+    new_password: String,
+}
+
+/// Sets a new password and signs every other device out; the calling session stays.
+pub async fn change_password(
+    state: web::Data<AppState>,
+    caller: AuthUser,
+    JsonBody(body): JsonBody<ChangePasswordBody>,
+) -> Result<HttpResponse, ApiError> {
+    let new_password = Password::parse(body.new_password).map_err(|msg| {
+        ApiError::Validation(vec![FieldError::new("new_password", "invalid", msg)])
+    })?;
+    let credentials = own_credentials(&state, &caller).await?;
+    check_password(&state, &credentials, &body.current_password).await?;
+    let hash = state
+        .hasher
+        .hash(&new_password)
+        .await
+        .map_err(ApiError::Internal)?;
+    let at = store::now();
+    let change = state
+        .store
+        .set_password(caller.user_id, &hash, Some(caller.session_id), at)
+        .await?;
+    state.sessions_revoked(caller.user_id, &change.revoked, at);
+    tracing::info!(
+        target: "latchkey::audit",
+        event = "password_changed",
+        user_id = %caller.user_id,
+        session_id = %caller.session_id,
+        "password changed"
+    );
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[derive(Deserialize)]
+pub struct DeleteMeBody {
+    password: String,
+}
+
+/// Deletes the caller's account and every session of it.
+pub async fn delete_me(
+    state: web::Data<AppState>,
+    caller: AuthUser,
+    JsonBody(body): JsonBody<DeleteMeBody>,
+) -> Result<HttpResponse, ApiError> {
+    let credentials = own_credentials(&state, &caller).await?;
+    check_password(&state, &credentials, &body.password).await?;
+    let at = store::now();
+    let change = state.store.delete_user(caller.user_id, at).await?;
+    state.sessions_revoked(caller.user_id, &change.revoked, at);
+    tracing::info!(
+        target: "latchkey::audit",
+        event = "account_deleted",
+        user_id = %caller.user_id,
+        by = %caller.user_id,
+        "account deleted by its owner"
+    );
+    Ok(HttpResponse::NoContent().finish())
+}
+
+async fn own_credentials(state: &AppState, caller: &AuthUser) -> Result<Credentials, ApiError> {
+    state
+        .store
+        .credentials_by_id(caller.user_id)
+        .await?
+        .ok_or(account_gone())
+}
+
+/// A wrong current password is a failed login: 401, the same answer as a bad login.
+async fn check_password(
+    state: &AppState,
+    credentials: &Credentials,
+    password: &str,
+) -> Result<(), ApiError> {
+    let verified = state
+        .hasher
+        .verify(password, Some(&credentials.password_hash))
+        .await
+        .map_err(ApiError::Internal)?;
+    if verified {
+        Ok(())
+    } else {
+        Err(ApiError::InvalidCredentials)
+    }
+}
+
+/// A valid signature over a user that no longer exists is a token that no longer counts.
+fn account_gone() -> ApiError {
+    ApiError::Unauthorized(TokenProblem::Invalid(
+        "the account of this token no longer exists",
+    ))
 }

@@ -5,8 +5,9 @@ mod health;
 mod me;
 mod openapi;
 mod sessions;
+mod users;
 
-use actix_web::web::{self, delete, get, post, resource};
+use actix_web::web::{self, delete, get, patch, post, put, resource};
 
 /// Every route is a `resource`, so a known path with the wrong method answers 405, not 404.
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -14,9 +15,22 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(resource("/v1/auth/login").route(post().to(auth::login)))
         .service(resource("/v1/auth/refresh").route(post().to(auth::refresh)))
         .service(resource("/v1/auth/logout").route(post().to(auth::logout)))
-        .service(resource("/v1/me").route(get().to(me::get_me)))
+        .service(
+            resource("/v1/me")
+                .route(get().to(me::get_me))
+                .route(patch().to(me::update_me))
+                .route(delete().to(me::delete_me)),
+        )
+        .service(resource("/v1/me/password").route(put().to(me::change_password)))
         .service(resource("/v1/me/sessions").route(get().to(sessions::list_sessions)))
         .service(resource("/v1/me/sessions/{id}").route(delete().to(sessions::delete_session)))
+        .service(resource("/v1/users").route(get().to(users::list_users)))
+        .service(
+            resource("/v1/users/{id}")
+                .route(get().to(users::get_user))
+                .route(patch().to(users::update_user))
+                .route(delete().to(users::delete_user)),
+        )
         .service(resource("/healthz").route(get().to(health::healthz)))
         .service(resource("/readyz").route(get().to(health::readyz)))
         .service(resource("/openapi.yaml").route(get().to(openapi::spec)));

@@ -81,17 +81,6 @@ pub async fn revoke_sessions(
 ) -> Result<Vec<Uuid>, ApiError> {
     let at = store::now();
     let revoked = state.store.revoke_sessions(user_id, scope, at).await?;
-    state
-        .revocations
-        .revoke(revoked.iter().map(|session_id| (*session_id, at)));
-    for session_id in &revoked {
-        tracing::info!(
-            target: "latchkey::audit",
-            event = "session_revoked",
-            %user_id,
-            %session_id,
-            "session revoked"
-        );
-    }
+    state.sessions_revoked(user_id, &revoked, at);
     Ok(revoked)
 }

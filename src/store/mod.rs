@@ -26,6 +26,10 @@ pub enum StoreError {
     Unavailable(#[source] sqlx::Error),
     #[error("the database failed")]
     Database(#[source] sqlx::Error),
+    #[error("no such user")]
+    UserNotFound,
+    #[error("the change would leave no enabled admin")]
+    LastAdmin,
     #[error("the database migrations failed")]
     Migration(#[from] sqlx::migrate::MigrateError),
 }
@@ -54,6 +58,7 @@ pub struct User {
     pub email: String,
     pub name: Option<String>,
     pub role: Role,
+    pub disabled: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -69,7 +74,33 @@ pub struct NewUser {
     pub email: Email,
     pub password_hash: String,
     pub name: Option<DisplayName>,
+    pub role: Role,
     pub created_at: DateTime<Utc>,
+}
+
+/// Changes to a user; `None` leaves a field as it is.
+#[derive(Default)]
+pub struct UserChanges {
+    pub email: Option<Email>,
+    /// `Some(None)` clears the name.
+    pub name: Option<Option<DisplayName>>,
+    pub role: Option<Role>,
+    pub disabled: Option<bool>,
+}
+
+/// One page of the user list, in creation order.
+pub struct UserQuery {
+    pub limit: u32,
+    /// Only users created after this user (by `created_at`, then `id`).
+    pub after: Option<(DateTime<Utc>, Uuid)>,
+    /// Only emails starting with this (already lower-cased) prefix.
+    pub email_prefix: Option<String>,
+}
+
+/// A change that went through, with the sessions it revoked.
+pub struct AccountChange<T> {
+    pub value: T,
+    pub revoked: Vec<Uuid>,
 }
 
 pub struct NewSession {
@@ -153,7 +184,47 @@ pub trait Store: Send + Sync + 'static {
 
     async fn credentials_by_email(&self, email: &Email) -> Result<Option<Credentials>, StoreError>;
 
+    async fn credentials_by_id(&self, id: Uuid) -> Result<Option<Credentials>, StoreError>;
+
     async fn user_by_id(&self, id: Uuid) -> Result<Option<User>, StoreError>;
+
+    /// Creates a user without a session (the admin CLI and bootstrap).
+    async fn create_account(&self, user: &NewUser) -> Result<User, StoreError>;
+
+    async fn list_users(&self, query: &UserQuery) -> Result<Vec<User>, StoreError>;
+
+    /// Applies `changes`. Demoting or disabling a user revokes all of their sessions; a change
+    /// that would leave no enabled admin fails with [`StoreError::LastAdmin`].
+    async fn update_user(
+        &self,
+        id: Uuid,
+        changes: &UserChanges,
+        at: DateTime<Utc>,
+    ) -> Result<AccountChange<User>, StoreError>;
+
+    /// Deletes a user with all their sessions, recording the revocations; the last enabled admin
+    /// cannot be deleted.
+    async fn delete_user(
+        &self,
+        id: Uuid,
+        at: DateTime<Utc>,
+    ) -> Result<AccountChange<()>, StoreError>;
+
+    /// Replaces a password hash and revokes every session of the user but `keep`.
+    async fn set_password(
+        &self,
+        user_id: Uuid,
+        password_hash: &str,
+        keep: Option<Uuid>,
+        at: DateTime<Utc>,
+    ) -> Result<AccountChange<()>, StoreError>;
+
+    /// Replaces a password hash with an equivalent one (a cost upgrade); sessions stay.
+    async fn upgrade_password_hash(
+        &self,
+        user_id: Uuid,
+        password_hash: &str,
+    ) -> Result<(), StoreError>;
 
     async fn create_session(
         &self,
@@ -201,14 +272,12 @@ pub trait Store: Send + Sync + 'static {
         revoked_before: DateTime<Utc>,
     ) -> Result<u64, StoreError>;
 
-    /// Keeps `revocations` in step with revocations made by other instances, where the backend
-    /// can have several (PostgreSQL `LISTEN`). `None` for a single-process backend.
-    fn spawn_revocation_listener(
+    /// Keeps `revocations` in step with revocations made by other processes: other instances on
+    /// PostgreSQL, the admin CLI on either database.
+    fn spawn_revocation_watcher(
         &self,
-        _revocations: Arc<RevocationList>,
-    ) -> Option<tokio::task::JoinHandle<()>> {
-        None
-    }
+        revocations: Arc<RevocationList>,
+    ) -> tokio::task::JoinHandle<()>;
 }
 
 /// Opens the database named by `url` (`sqlite:` or `postgres:`) and applies its migrations.

@@ -44,6 +44,21 @@ async fn notify_revoked(
     Ok(())
 }
 
+/// Key of the advisory lock that serialises account changes which could remove the last admin:
+/// two admins demoting each other at once would otherwise both see the other still in place.
+const ACCOUNT_LOCK_KEY: i64 = 0x6c61_7463_686b;
+
+async fn begin_exclusive(
+    pool: &PgPool,
+) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        .bind(ACCOUNT_LOCK_KEY)
+        .execute(&mut *tx)
+        .await?;
+    Ok(tx)
+}
+
 /// Listens for revocations until the connection drops. Each (re)connection listens first and
 /// then reloads recent revocations from the table, so nothing revoked meanwhile is missed.
 async fn follow_revocations(
@@ -72,18 +87,18 @@ impl_store!(
     sqlx::Postgres,
     Backend::Postgres,
     sqlx::migrate!("./migrations/postgres"),
-    fn spawn_revocation_listener(
+    fn spawn_revocation_watcher(
         &self,
         revocations: Arc<RevocationList>,
-    ) -> Option<tokio::task::JoinHandle<()>> {
+    ) -> tokio::task::JoinHandle<()> {
         let store = self.clone();
-        Some(tokio::spawn(async move {
+        tokio::spawn(async move {
             loop {
                 if let Err(err) = follow_revocations(&store, &revocations).await {
                     tracing::warn!(error = %err, "the revocation listener lost PostgreSQL; retrying");
                     tokio::time::sleep(Duration::from_secs(1)).await;
                 }
             }
-        }))
+        })
     }
 );

@@ -8,7 +8,7 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::{SessionInfo, StoreError, User};
+use super::{Credentials, SessionInfo, StoreError, User};
 use crate::domain::Role;
 
 #[derive(sqlx::FromRow)]
@@ -19,6 +19,7 @@ pub(super) struct UserRow {
     role: String,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
+    disabled_at: Option<DateTime<Utc>>,
 }
 
 impl TryFrom<UserRow> for User {
@@ -35,6 +36,7 @@ impl TryFrom<UserRow> for User {
             email: row.email,
             name: row.name,
             role,
+            disabled: row.disabled_at.is_some(),
             created_at: row.created_at,
             updated_at: row.updated_at,
         })
@@ -44,8 +46,19 @@ impl TryFrom<UserRow> for User {
 #[derive(sqlx::FromRow)]
 pub(super) struct CredentialsRow {
     #[sqlx(flatten)]
-    pub(super) user: UserRow,
-    pub(super) password_hash: String,
+    user: UserRow,
+    password_hash: String,
+}
+
+impl TryFrom<CredentialsRow> for Credentials {
+    type Error = StoreError;
+
+    fn try_from(row: CredentialsRow) -> Result<Self, Self::Error> {
+        Ok(Self {
+            user: row.user.try_into()?,
+            password_hash: row.password_hash,
+        })
+    }
 }
 
 #[derive(sqlx::FromRow)]
@@ -71,6 +84,24 @@ impl From<SessionRow> for SessionInfo {
     }
 }
 
+/// The columns of a [`UserRow`], for `concat!` into queries.
+macro_rules! user_columns {
+    () => {
+        "id, email, name, role, created_at, updated_at, disabled_at"
+    };
+}
+
+pub(super) use user_columns;
+
+/// `email LIKE` pattern matching every email that starts with `prefix`.
+pub(super) fn prefix_pattern(prefix: &str) -> String {
+    let escaped = prefix
+        .replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_");
+    format!("{escaped}%")
+}
+
 pub(super) fn map_insert_user_error(err: sqlx::Error) -> StoreError {
     match &err {
         sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::EmailTaken,
@@ -80,17 +111,22 @@ pub(super) fn map_insert_user_error(err: sqlx::Error) -> StoreError {
 
 /// Implements [`super::Store`] for a backend struct with a `pool` field. The invoking module
 /// provides `notify_revoked(&mut tx, &ids)`, which tells other instances about revocations, and
-/// may add backend-specific trait methods after the migrator.
+/// `begin_exclusive(&pool)`, a transaction that no other exclusive one runs beside (so two
+/// admins cannot demote each other at once), and may add backend-specific trait methods after
+/// the migrator.
 macro_rules! impl_store {
     ($store:ty, $db:ty, $backend:expr, $migrator:expr $(, $extra:item)* $(,)?) => {
         use chrono::{DateTime, Utc};
         use uuid::Uuid;
 
         use $crate::domain::{Email, Role};
-        use $crate::store::queries::{CredentialsRow, SessionRow, UserRow, map_insert_user_error};
+        use $crate::store::queries::{
+            CredentialsRow, SessionRow, UserRow, map_insert_user_error, prefix_pattern, user_columns,
+        };
         use $crate::store::{
-            Backend, Credentials, NewRefreshToken, NewSession, NewUser, RefreshOutcome, RevokeScope,
-            Rotation, SessionInfo, Store, StoreError, User,
+            AccountChange, Backend, Credentials, NewRefreshToken, NewSession, NewUser,
+            RefreshOutcome, RevokeScope, Rotation, SessionInfo, Store, StoreError, User,
+            UserChanges, UserQuery,
         };
 
         #[async_trait::async_trait]
@@ -133,55 +169,183 @@ macro_rules! impl_store {
                 // Every transaction here starts with a write, so SQLite takes its write lock at
                 // once instead of failing to upgrade a read lock under contention.
                 let mut tx = self.pool.begin().await?;
-                sqlx::query(
-                    "INSERT INTO users (id, email, password_hash, name, role, created_at, updated_at) \
-                     VALUES ($1, $2, $3, $4, 'user', $5, $5)",
-                )
-                .bind(user.id)
-                .bind(user.email.as_str())
-                .bind(&user.password_hash)
-                .bind(user.name.as_ref().map(|name| name.as_str()))
-                .bind(user.created_at)
-                .execute(&mut *tx)
-                .await
-                .map_err(map_insert_user_error)?;
+                let created = insert_user(&mut tx, user).await?;
                 insert_session(&mut tx, session, refresh).await?;
                 tx.commit().await?;
-                Ok(User {
-                    id: user.id,
-                    email: user.email.as_str().to_owned(),
-                    name: user.name.as_ref().map(|name| name.as_str().to_owned()),
-                    role: Role::User,
-                    created_at: user.created_at,
-                    updated_at: user.created_at,
-                })
+                Ok(created)
+            }
+
+            async fn create_account(&self, user: &NewUser) -> Result<User, StoreError> {
+                let mut tx = self.pool.begin().await?;
+                let created = insert_user(&mut tx, user).await?;
+                tx.commit().await?;
+                Ok(created)
             }
 
             async fn credentials_by_email(&self, email: &Email) -> Result<Option<Credentials>, StoreError> {
-                let row: Option<CredentialsRow> = sqlx::query_as(
-                    "SELECT id, email, name, role, created_at, updated_at, password_hash \
-                     FROM users WHERE email = $1",
-                )
+                let row: Option<CredentialsRow> = sqlx::query_as(concat!(
+                    "SELECT ", user_columns!(), ", password_hash FROM users WHERE email = $1"
+                ))
                 .bind(email.as_str())
                 .fetch_optional(&self.pool)
                 .await?;
-                row.map(|row| {
-                    Ok(Credentials {
-                        user: row.user.try_into()?,
-                        password_hash: row.password_hash,
-                    })
-                })
-                .transpose()
+                row.map(TryInto::try_into).transpose()
             }
 
-            async fn user_by_id(&self, id: Uuid) -> Result<Option<User>, StoreError> {
-                let row: Option<UserRow> = sqlx::query_as(
-                    "SELECT id, email, name, role, created_at, updated_at FROM users WHERE id = $1",
-                )
+            async fn credentials_by_id(&self, id: Uuid) -> Result<Option<Credentials>, StoreError> {
+                let row: Option<CredentialsRow> = sqlx::query_as(concat!(
+                    "SELECT ", user_columns!(), ", password_hash FROM users WHERE id = $1"
+                ))
                 .bind(id)
                 .fetch_optional(&self.pool)
                 .await?;
                 row.map(TryInto::try_into).transpose()
+            }
+
+            async fn user_by_id(&self, id: Uuid) -> Result<Option<User>, StoreError> {
+                let row: Option<UserRow> =
+                    sqlx::query_as(concat!("SELECT ", user_columns!(), " FROM users WHERE id = $1"))
+                        .bind(id)
+                        .fetch_optional(&self.pool)
+                        .await?;
+                row.map(TryInto::try_into).transpose()
+            }
+
+            async fn list_users(&self, query: &UserQuery) -> Result<Vec<User>, StoreError> {
+                let (after_created, after_id) = query.after.unzip();
+                let rows: Vec<UserRow> = sqlx::query_as(concat!(
+                    "SELECT ", user_columns!(), " FROM users \
+                     WHERE ($1 IS NULL OR email LIKE $1 ESCAPE '\\') \
+                     AND ($2 IS NULL OR created_at > $2 OR (created_at = $2 AND id > $3)) \
+                     ORDER BY created_at, id LIMIT $4"
+                ))
+                .bind(query.email_prefix.as_deref().map(prefix_pattern))
+                .bind(after_created)
+                .bind(after_id)
+                .bind(i64::from(query.limit))
+                .fetch_all(&self.pool)
+                .await?;
+                rows.into_iter().map(TryInto::try_into).collect()
+            }
+
+            async fn update_user(
+                &self,
+                id: Uuid,
+                changes: &UserChanges,
+                at: DateTime<Utc>,
+            ) -> Result<AccountChange<User>, StoreError> {
+                let mut tx = begin_exclusive(&self.pool).await?;
+                let current: User = sqlx::query_as::<_, UserRow>(concat!(
+                    "SELECT ", user_columns!(), " FROM users WHERE id = $1"
+                ))
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?
+                .ok_or(StoreError::UserNotFound)?
+                .try_into()?;
+                let demoted = current.role == Role::Admin && changes.role == Some(Role::User);
+                let disabled = !current.disabled && changes.disabled == Some(true);
+                if current.role == Role::Admin && !current.disabled && (demoted || disabled) {
+                    ensure_another_admin(&mut tx, id).await?;
+                }
+                let disabled_at = match changes.disabled {
+                    Some(true) if current.disabled => None,
+                    Some(true) => Some(Some(at)),
+                    Some(false) => Some(None),
+                    None => None,
+                };
+                let row: UserRow = sqlx::query_as(concat!(
+                    "UPDATE users SET \
+                       email = COALESCE($2, email), \
+                       name = CASE WHEN $3 THEN $4 ELSE name END, \
+                       role = COALESCE($5, role), \
+                       disabled_at = CASE WHEN $6 THEN $7 ELSE disabled_at END, \
+                       updated_at = $8 \
+                     WHERE id = $1 RETURNING ", user_columns!()
+                ))
+                .bind(id)
+                .bind(changes.email.as_ref().map(|email| email.as_str()))
+                .bind(changes.name.is_some())
+                .bind(changes.name.as_ref().and_then(|name| name.as_ref().map(|n| n.as_str())))
+                .bind(changes.role.map(Role::as_str))
+                .bind(disabled_at.is_some())
+                .bind(disabled_at.flatten())
+                .bind(at)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(map_insert_user_error)?;
+                let revoked = if demoted || disabled {
+                    revoke_in(&mut tx, id, RevokeScope::All, at).await?
+                } else {
+                    Vec::new()
+                };
+                tx.commit().await?;
+                Ok(AccountChange { value: row.try_into()?, revoked })
+            }
+
+            async fn delete_user(
+                &self,
+                id: Uuid,
+                at: DateTime<Utc>,
+            ) -> Result<AccountChange<()>, StoreError> {
+                let mut tx = begin_exclusive(&self.pool).await?;
+                let role: Option<(String, Option<DateTime<Utc>>)> =
+                    sqlx::query_as("SELECT role, disabled_at FROM users WHERE id = $1")
+                        .bind(id)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                let Some((role, disabled_at)) = role else {
+                    return Err(StoreError::UserNotFound);
+                };
+                if role == Role::Admin.as_str() && disabled_at.is_none() {
+                    ensure_another_admin(&mut tx, id).await?;
+                }
+                let revoked = revoke_in(&mut tx, id, RevokeScope::All, at).await?;
+                sqlx::query("DELETE FROM users WHERE id = $1")
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(AccountChange { value: (), revoked })
+            }
+
+            async fn set_password(
+                &self,
+                user_id: Uuid,
+                password_hash: &str,
+                keep: Option<Uuid>,
+                at: DateTime<Utc>,
+            ) -> Result<AccountChange<()>, StoreError> {
+                let mut tx = self.pool.begin().await?;
+                let updated = sqlx::query(
+                    "UPDATE users SET password_hash = $2, updated_at = $3 WHERE id = $1",
+                )
+                .bind(user_id)
+                .bind(password_hash)
+                .bind(at)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                if updated == 0 {
+                    return Err(StoreError::UserNotFound);
+                }
+                let scope = keep.map_or(RevokeScope::All, RevokeScope::AllExcept);
+                let revoked = revoke_in(&mut tx, user_id, scope, at).await?;
+                tx.commit().await?;
+                Ok(AccountChange { value: (), revoked })
+            }
+
+            async fn upgrade_password_hash(
+                &self,
+                user_id: Uuid,
+                password_hash: &str,
+            ) -> Result<(), StoreError> {
+                sqlx::query("UPDATE users SET password_hash = $2 WHERE id = $1")
+                    .bind(user_id)
+                    .bind(password_hash)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
             }
 
             async fn create_session(
@@ -277,7 +441,7 @@ macro_rules! impl_store {
                 .bind(now)
                 .fetch_all(&mut *tx)
                 .await?;
-                notify_revoked(&mut tx, &revoked).await?;
+                record_revocations(&mut tx, &revoked, now).await?;
                 let user_id: Uuid = sqlx::query_scalar("SELECT user_id FROM sessions WHERE id = $1")
                     .bind(session_id)
                     .fetch_one(&mut *tx)
@@ -292,22 +456,8 @@ macro_rules! impl_store {
                 scope: RevokeScope,
                 at: DateTime<Utc>,
             ) -> Result<Vec<Uuid>, StoreError> {
-                let (filter, session_id) = match scope {
-                    RevokeScope::Only(id) => ("id = $3", id),
-                    RevokeScope::AllExcept(id) => ("id <> $3", id),
-                    RevokeScope::All => ("$3 = $3", Uuid::nil()),
-                };
                 let mut tx = self.pool.begin().await?;
-                let revoked: Vec<Uuid> = sqlx::query_scalar(&format!(
-                    "UPDATE sessions SET revoked_at = $2 \
-                     WHERE user_id = $1 AND revoked_at IS NULL AND {filter} RETURNING id"
-                ))
-                .bind(user_id)
-                .bind(at)
-                .bind(session_id)
-                .fetch_all(&mut *tx)
-                .await?;
-                notify_revoked(&mut tx, &revoked).await?;
+                let revoked = revoke_in(&mut tx, user_id, scope, at).await?;
                 tx.commit().await?;
                 Ok(revoked)
             }
@@ -335,7 +485,9 @@ macro_rules! impl_store {
                 &self,
                 since: DateTime<Utc>,
             ) -> Result<Vec<(Uuid, DateTime<Utc>)>, StoreError> {
-                let rows = sqlx::query_as("SELECT id, revoked_at FROM sessions WHERE revoked_at > $1")
+                let rows = sqlx::query_as(
+                    "SELECT session_id, revoked_at FROM session_revocations WHERE revoked_at > $1",
+                )
                     .bind(since)
                     .fetch_all(&self.pool)
                     .await?;
@@ -364,11 +516,106 @@ macro_rules! impl_store {
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
+                let revocations = sqlx::query("DELETE FROM session_revocations WHERE revoked_at <= $1")
+                    .bind(revoked_before)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
                 tx.commit().await?;
-                Ok(tokens + sessions)
+                Ok(tokens + sessions + revocations)
             }
 
             $($extra)*
+        }
+
+        async fn insert_user(
+            tx: &mut sqlx::Transaction<'_, $db>,
+            user: &NewUser,
+        ) -> Result<User, StoreError> {
+            sqlx::query(
+                "INSERT INTO users (id, email, password_hash, name, role, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $6)",
+            )
+            .bind(user.id)
+            .bind(user.email.as_str())
+            .bind(&user.password_hash)
+            .bind(user.name.as_ref().map(|name| name.as_str()))
+            .bind(user.role.as_str())
+            .bind(user.created_at)
+            .execute(&mut **tx)
+            .await
+            .map_err(map_insert_user_error)?;
+            Ok(User {
+                id: user.id,
+                email: user.email.as_str().to_owned(),
+                name: user.name.as_ref().map(|name| name.as_str().to_owned()),
+                role: user.role,
+                disabled: false,
+                created_at: user.created_at,
+                updated_at: user.created_at,
+            })
+        }
+
+        /// Fails with `LastAdmin` unless an enabled admin other than `id` exists.
+        async fn ensure_another_admin(
+            tx: &mut sqlx::Transaction<'_, $db>,
+            id: Uuid,
+        ) -> Result<(), StoreError> {
+            let others: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM users WHERE role = 'admin' AND disabled_at IS NULL AND id <> $1",
+            )
+            .bind(id)
+            .fetch_one(&mut **tx)
+            .await?;
+            if others == 0 {
+                return Err(StoreError::LastAdmin);
+            }
+            Ok(())
+        }
+
+        /// Revokes the user's live sessions in `scope` and records the revocations.
+        async fn revoke_in(
+            tx: &mut sqlx::Transaction<'_, $db>,
+            user_id: Uuid,
+            scope: RevokeScope,
+            at: DateTime<Utc>,
+        ) -> Result<Vec<Uuid>, StoreError> {
+            let (filter, session_id) = match scope {
+                RevokeScope::Only(id) => ("id = $3", id),
+                RevokeScope::AllExcept(id) => ("id <> $3", id),
+                RevokeScope::All => ("$3 = $3", Uuid::nil()),
+            };
+            let revoked: Vec<Uuid> = sqlx::query_scalar(&format!(
+                "UPDATE sessions SET revoked_at = $2 \
+                 WHERE user_id = $1 AND revoked_at IS NULL AND {filter} RETURNING id"
+            ))
+            .bind(user_id)
+            .bind(at)
+            .bind(session_id)
+            .fetch_all(&mut **tx)
+            .await?;
+            record_revocations(tx, &revoked, at).await?;
+            Ok(revoked)
+        }
+
+        /// Keeps revocations beyond the life of their session rows, and tells other instances.
+        async fn record_revocations(
+            tx: &mut sqlx::Transaction<'_, $db>,
+            session_ids: &[Uuid],
+            at: DateTime<Utc>,
+        ) -> Result<(), StoreError> {
+            for session_id in session_ids {
+                sqlx::query(
+                    "INSERT INTO session_revocations (session_id, revoked_at) VALUES ($1, $2) \
+                     ON CONFLICT (session_id) DO NOTHING",
+                )
+                .bind(session_id)
+                .bind(at)
+                .execute(&mut **tx)
+                .await?;
+            }
+            notify_revoked(tx, session_ids).await?;
+            Ok(())
         }
 
         async fn insert_session(
@@ -408,9 +655,10 @@ macro_rules! impl_store {
             now: DateTime<Utc>,
         ) -> Result<Option<User>, StoreError> {
             let owner: Option<UserRow> = sqlx::query_as(
-                "SELECT u.id, u.email, u.name, u.role, u.created_at, u.updated_at \
+                "SELECT u.id, u.email, u.name, u.role, u.created_at, u.updated_at, u.disabled_at \
                  FROM sessions s JOIN users u ON u.id = s.user_id \
-                 WHERE s.id = $1 AND s.revoked_at IS NULL AND s.expires_at > $2",
+                 WHERE s.id = $1 AND s.revoked_at IS NULL AND s.expires_at > $2 \
+                 AND u.disabled_at IS NULL",
             )
             .bind(session_id)
             .bind(now)

@@ -84,9 +84,19 @@ async fn a_wrong_method_is_405() {
 #[tokio::test]
 async fn every_response_carries_the_security_headers() {
     let app = spawn_app().await;
-    for path in ["/healthz", "/v1/me", "/v1/nope"] {
-        let response = app.client.get(app.url(path)).send().await.unwrap();
+    let tokens = app.signed_up("ada@example.com").await;
+    let access = tokens["access_token"].as_str().unwrap();
+    for path in ["/healthz", "/v1/me", "/v1/me/sessions", "/v1/nope"] {
+        let response = app
+            .client
+            .get(app.url(path))
+            .bearer_auth(access)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(response.headers()["x-content-type-options"], "nosniff");
         assert_eq!(response.headers()["referrer-policy"], "no-referrer");
+        assert_eq!(response.headers()["cache-control"], "no-store", "{path}");
+        assert!(response.headers().get("server").is_none());
     }
 }

@@ -40,11 +40,29 @@ pub async fn spawn_app_with(customise: impl FnOnce(&mut Config)) -> TestApp {
         refresh_reuse_interval: 10,
         prune_interval: 600,
         bcrypt_cost: 4,
+        bootstrap_admin_email: None,
+        bootstrap_admin_password: None,
         hash_threads: Some(2),
         workers: Some(1),
     };
     customise(&mut config);
     start(config).await
+}
+
+pub const ADMIN_EMAIL: &str = "root@example.com";
+
+/// The application with a bootstrap admin `ADMIN_EMAIL` (password `PASSWORD`), and that admin's
+/// token response.
+pub async fn spawn_app_with_admin() -> (TestApp, Value) {
+    let app = spawn_app_with(|config| {
+        config.bootstrap_admin_email = Some(ADMIN_EMAIL.into());
+        config.bootstrap_admin_password = Some(PASSWORD.into());
+    })
+    .await;
+    let response = app.login(ADMIN_EMAIL, PASSWORD).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let tokens = response.json().await.unwrap();
+    (app, tokens)
 }
 
 pub fn is_postgres() -> bool {
@@ -179,6 +197,24 @@ impl TestApp {
             .send()
             .await
             .expect("request failed")
+    }
+
+    /// Sends `method path` with a bearer token and an optional JSON body.
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        access_token: &str,
+        body: Option<&Value>,
+    ) -> Response {
+        let mut request = self
+            .client
+            .request(method, self.url(path))
+            .bearer_auth(access_token);
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        request.send().await.expect("request failed")
     }
 
     pub async fn count(&self, sql: &str) -> i64 {

@@ -1,6 +1,9 @@
 //! Black-box tests: each starts the real application on a random port with a fresh database
 //! (SQLite by default, PostgreSQL when `TEST_DATABASE_URL` is set) and talks HTTP to it.
 
+mod account;
+mod admin;
+mod cli;
 mod contract;
 mod errors;
 mod health;

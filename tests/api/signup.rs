@@ -35,7 +35,15 @@ async fn signup_returns_a_token_response_for_a_new_user() {
     keys.sort_unstable();
     assert_eq!(
         keys,
-        ["created_at", "email", "id", "name", "role", "updated_at"]
+        [
+            "created_at",
+            "disabled",
+            "email",
+            "id",
+            "name",
+            "role",
+            "updated_at"
+        ]
     );
     assert_eq!(app.count("SELECT COUNT(*) FROM users").await, 1);
     assert_eq!(app.count("SELECT COUNT(*) FROM sessions").await, 1);

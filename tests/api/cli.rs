@@ -1,0 +1,218 @@
+//! The `latchkey admin` commands, run as a separate process against a test database.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+
+use crate::helpers::{PASSWORD, TestApp, spawn_app};
+
+fn latchkey(app: &TestApp, args: &[&str], stdin: &str) -> (bool, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_latchkey"))
+        .args(args)
+        .env_clear()
+        .env("DATABASE_URL", &app.config.database_url)
+        .env("LATCHKEY_BCRYPT_COST", "4")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("could not run latchkey");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.success(), text)
+}
+
+#[tokio::test]
+async fn admin_create_makes_a_working_admin_from_stdin() {
+    let app = spawn_app().await;
+
+    let (ok, output) = latchkey(
+        &app,
+        &[
+            "admin",
+            "create",
+            "--email",
+            "Root@Example.com",
+            "--password-stdin",
+        ],
+        &format!("{PASSWORD}\n"),
+    );
+
+    assert!(ok, "{output}");
+    assert!(
+        output.contains("created admin root@example.com"),
+        "{output}"
+    );
+    assert!(!output.contains(PASSWORD));
+    let tokens: Value = app
+        .login("root@example.com", PASSWORD)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(tokens["user"]["role"], "admin");
+    let response = app
+        .call(
+            Method::GET,
+            "/v1/users",
+            tokens["access_token"].as_str().unwrap(),
+            None,
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn admin_create_promotes_an_existing_user_and_set_role_demotes() {
+    let app = spawn_app().await;
+    app.signed_up("ada@example.com").await;
+    app.signed_up("root@example.com").await;
+    let (ok, _) = latchkey(
+        &app,
+        &[
+            "admin",
+            "create",
+            "--email",
+            "root@example.com",
+            "--password-stdin",
+        ],
+        &format!("{PASSWORD}\n"),
+    );
+    assert!(ok);
+
+    let (ok, output) = latchkey(
+        &app,
+        &[
+            "admin",
+            "create",
+            "--email",
+            "ada@example.com",
+            "--password-stdin",
+        ],
+        "some other password\n",
+    );
+    assert!(ok, "{output}");
+    assert!(output.contains("promoted"), "{output}");
+    let tokens: Value = app
+        .login("ada@example.com", PASSWORD)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        tokens["user"]["role"], "admin",
+        "the password must be unchanged"
+    );
+
+    let (ok, output) = latchkey(
+        &app,
+        &[
+            "admin",
+            "set-role",
+            "--email",
+            "ada@example.com",
+            "--role",
+            "user",
+        ],
+        "",
+    );
+    assert!(ok, "{output}");
+    // The running server learns of the CLI's revocation within a second or so.
+    let access = tokens["access_token"].as_str().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while app.me(access).await.status() != StatusCode::UNAUTHORIZED {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "demotion did not revoke sessions"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn the_cli_refuses_bad_input_and_the_last_admin_demotion() {
+    let app = spawn_app().await;
+    let (ok, output) = latchkey(
+        &app,
+        &[
+            "admin",
+            "create",
+            "--email",
+            "root@example.com",
+            "--password-stdin",
+        ],
+        "short\n",
+    );
+    assert!(!ok, "{output}");
+    assert_eq!(app.count("SELECT COUNT(*) FROM users").await, 0);
+    let (ok, _) = latchkey(
+        &app,
+        &[
+            "admin",
+            "create",
+            "--email",
+            "root@example.com",
+            "--password-stdin",
+        ],
+        &format!("{PASSWORD}\n"),
+    );
+    assert!(ok);
+    let (ok, output) = latchkey(
+        &app,
+        &[
+            "admin",
+            "set-role",
+            "--email",
+            "root@example.com",
+            "--role",
+            "user",
+        ],
+        "",
+    );
+    assert!(!ok);
+    assert!(output.contains("last enabled admin"), "{output}");
+    // A password is never taken from an argument.
+    let (ok, _) = latchkey(
+        &app,
+        &[
+            "admin",
+            "create",
+            "--email",
+            "x@example.com",
+            "--password",
+            "secret123",
+        ],
+        "",
+    );
+    assert!(!ok);
+}
+
+#[tokio::test]
+async fn the_bootstrap_admin_is_created_once() {
+    let app = crate::helpers::spawn_app_with(|config| {
+        config.bootstrap_admin_email = Some("boot@example.com".into());
+        config.bootstrap_admin_password = Some(PASSWORD.into());
+    })
+    .await;
+    let app = app.restart().await;
+    assert_eq!(app.count("SELECT COUNT(*) FROM users").await, 1);
+    let tokens: Value = app
+        .login("boot@example.com", PASSWORD)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(tokens["user"]["role"], "admin");
+}
