@@ -75,6 +75,16 @@ pub struct Config {
     #[arg(long, env = "LATCHKEY_HASH_THREADS", value_parser = clap::value_parser!(u16).range(1..), global = true)]
     pub hash_threads: Option<u16>,
 
+    /// Browser origins allowed to call the API (CORS), comma-separated and exact, like
+    /// `https://app.example.com`. None by default.
+    #[arg(
+        long,
+        env = "LATCHKEY_CORS_ORIGINS",
+        value_delimiter = ',',
+        global = true
+    )]
+    pub cors_origins: Vec<String>,
+
     /// Email of an admin to create at start if no user has it yet (for containers); needs
     /// LATCHKEY_BOOTSTRAP_ADMIN_PASSWORD too.
     #[arg(

@@ -4,8 +4,10 @@
 use std::net::TcpListener;
 use std::sync::Arc;
 
+use actix_cors::Cors;
 use actix_web::dev::{Server, ServerHandle};
-use actix_web::middleware::{DefaultHeaders, ErrorHandlers};
+use actix_web::http::header;
+use actix_web::middleware::{Condition, DefaultHeaders, ErrorHandlers};
 use actix_web::{App, HttpServer, web};
 use anyhow::Context;
 use chrono::{DateTime, TimeDelta, Utc};
@@ -98,6 +100,7 @@ impl Application {
             session_max_age: TimeDelta::from_std(config.session_max_age())?,
         });
 
+        let cors_origins = config.cors_origins.clone();
         let listener = TcpListener::bind(&config.addr)
             .with_context(|| format!("could not listen on {}", config.addr))?;
         let port = listener.local_addr()?.port();
@@ -122,6 +125,10 @@ impl Application {
                         .add(("Referrer-Policy", "no-referrer"))
                         .add(("Cache-Control", "no-store")),
                 )
+                .wrap(Condition::new(
+                    !cors_origins.is_empty(),
+                    cors(&cors_origins),
+                ))
                 .configure(routes::configure)
         })
         .workers(config.workers())
@@ -152,6 +159,19 @@ impl Application {
         }
         result
     }
+}
+
+/// Cross-origin access for the configured browser origins only: exact origins, preflights
+/// answered, `Authorization` allowed. Credentials (cookies) are never sent cross-origin.
+fn cors(origins: &[String]) -> Cors {
+    origins
+        .iter()
+        .fold(Cors::default(), |cors, origin| {
+            cors.allowed_origin(origin.trim())
+        })
+        .allowed_methods(["GET", "POST", "PUT", "PATCH", "DELETE"])
+        .allowed_headers([header::AUTHORIZATION, header::CONTENT_TYPE, header::ACCEPT])
+        .max_age(600)
 }
 
 /// Creates the admin named by `LATCHKEY_BOOTSTRAP_ADMIN_*`, when both are set and no user has

@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::sessions::revoke_sessions;
-use crate::auth::{RefreshToken, VerifiedToken};
+use crate::auth::{AuthUser, RefreshToken, VerifiedToken};
 use crate::domain::{DisplayName, Email, Password, Role};
 use crate::error::{ApiError, FieldError};
 use crate::extract::JsonBody;
@@ -222,6 +222,16 @@ pub async fn logout(
         revoke_sessions(&state, caller.user_id, scope).await?;
     }
     Ok(HttpResponse::NoContent().finish())
+}
+
+/// For gateways (nginx `auth_request`, Traefik ForwardAuth, Caddy `forward_auth`): 204 with the
+/// caller's identity in headers, or 401. It reads the token and the revocation list, nothing else.
+pub async fn verify(caller: AuthUser) -> HttpResponse {
+    HttpResponse::NoContent()
+        .insert_header(("X-Latchkey-User-Id", caller.user_id.to_string()))
+        .insert_header(("X-Latchkey-Role", caller.role.as_str()))
+        .insert_header(("X-Latchkey-Session-Id", caller.session_id.to_string()))
+        .finish()
 }
 
 /// Re-hashes the password at the configured cost when the stored hash has another one, so a

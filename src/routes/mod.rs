@@ -15,6 +15,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(resource("/v1/auth/login").route(post().to(auth::login)))
         .service(resource("/v1/auth/refresh").route(post().to(auth::refresh)))
         .service(resource("/v1/auth/logout").route(post().to(auth::logout)))
+        .service(resource("/v1/auth/verify").route(get().to(auth::verify)))
         .service(
             resource("/v1/me")
                 .route(get().to(me::get_me))

@@ -15,6 +15,7 @@ const SERVED: &[&str] = &[
     "POST /v1/auth/login",
     "POST /v1/auth/refresh",
     "POST /v1/auth/logout",
+    "GET /v1/auth/verify",
     "GET /v1/me",
     "PATCH /v1/me",
     "DELETE /v1/me",

@@ -40,6 +40,7 @@ pub async fn spawn_app_with(customise: impl FnOnce(&mut Config)) -> TestApp {
         refresh_reuse_interval: 10,
         prune_interval: 600,
         bcrypt_cost: 4,
+        cors_origins: Vec::new(),
         bootstrap_admin_email: None,
         bootstrap_admin_password: None,
         hash_threads: Some(2),
