@@ -5,6 +5,9 @@ use std::time::Duration;
 
 use clap::Args;
 
+use crate::abuse::{LimitsConfig, Rate};
+use crate::telemetry::LogFormat;
+
 /// Runtime configuration of one Latchkey instance.
 #[derive(Debug, Clone, Args)]
 pub struct Config {
@@ -36,6 +39,19 @@ pub struct Config {
         global = true
     )]
     pub jwt_secret: Option<String>,
+
+    /// Several signing keys for rotation, as comma-separated `kid:secret` pairs (each secret at
+    /// least 32 bytes). The first signs new tokens; tokens signed with any listed key verify.
+    /// Instead of LATCHKEY_JWT_SECRET.
+    #[arg(
+        long,
+        env = "LATCHKEY_JWT_KEYS",
+        value_delimiter = ',',
+        hide_env_values = true,
+        conflicts_with = "jwt_secret",
+        global = true
+    )]
+    pub jwt_keys: Vec<String>,
 
     /// `iss` claim of issued access tokens, checked on every verification.
     #[arg(
@@ -75,6 +91,115 @@ pub struct Config {
     #[arg(long, env = "LATCHKEY_HASH_THREADS", value_parser = clap::value_parser!(u16).range(1..), global = true)]
     pub hash_threads: Option<u16>,
 
+    /// Rate limits and account lockout; `false` only for tests and benchmarks.
+    #[arg(long, env = "LATCHKEY_RATE_LIMITS", default_value_t = true, action = clap::ArgAction::Set, global = true)]
+    pub rate_limits: bool,
+
+    /// Login attempts per client address, as COUNT/WINDOW (`20/min`, `5/10s`, `100/h`).
+    #[arg(
+        long,
+        env = "LATCHKEY_RATE_LOGIN_PER_IP",
+        default_value = "20/min",
+        global = true
+    )]
+    pub rate_login_per_ip: Rate,
+
+    /// Login attempts per account (email), from all addresses together.
+    #[arg(
+        long,
+        env = "LATCHKEY_RATE_LOGIN_PER_ACCOUNT",
+        default_value = "10/min",
+        global = true
+    )]
+    pub rate_login_per_account: Rate,
+
+    /// Signups per client address.
+    #[arg(
+        long,
+        env = "LATCHKEY_RATE_SIGNUP_PER_IP",
+        default_value = "10/min",
+        global = true
+    )]
+    pub rate_signup_per_ip: Rate,
+
+    /// Refreshes per client address.
+    #[arg(
+        long,
+        env = "LATCHKEY_RATE_REFRESH_PER_IP",
+        default_value = "60/min",
+        global = true
+    )]
+    pub rate_refresh_per_ip: Rate,
+
+    /// Password-reset requests per client address.
+    #[arg(
+        long,
+        env = "LATCHKEY_RATE_FORGOT_PER_IP",
+        default_value = "20/h",
+        global = true
+    )]
+    pub rate_forgot_per_ip: Rate,
+
+    /// Password-reset requests per email address, from all client addresses together.
+    #[arg(
+        long,
+        env = "LATCHKEY_RATE_FORGOT_PER_EMAIL",
+        default_value = "5/h",
+        global = true
+    )]
+    pub rate_forgot_per_email: Rate,
+
+    /// Verification mails sent again per user (resend requests, and logins refused for an
+    /// unverified address).
+    #[arg(
+        long,
+        env = "LATCHKEY_RATE_RESEND_PER_USER",
+        default_value = "5/h",
+        global = true
+    )]
+    pub rate_resend_per_user: Rate,
+
+    /// Wrong passwords for one account from one address before it is locked out there.
+    #[arg(long, env = "LATCHKEY_LOCKOUT_THRESHOLD", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..), global = true)]
+    pub lockout_threshold: u32,
+
+    /// First lockout in seconds; each further failure doubles it, up to 15 minutes.
+    #[arg(long, env = "LATCHKEY_LOCKOUT_BASE_DELAY", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=900), global = true)]
+    pub lockout_base_delay: u64,
+
+    /// Proxies whose X-Forwarded-For is trusted, as comma-separated CIDRs or addresses. From
+    /// anyone else the header is ignored.
+    #[arg(
+        long,
+        env = "LATCHKEY_TRUSTED_PROXIES",
+        value_delimiter = ',',
+        global = true
+    )]
+    pub trusted_proxies: Vec<String>,
+
+    /// Also hand out the refresh token as an HttpOnly, Secure, SameSite=Strict cookie (path
+    /// /v1/auth) instead of in the body; refresh and logout then accept it from the cookie.
+    #[arg(long, env = "LATCHKEY_REFRESH_COOKIE", default_value_t = false, action = clap::ArgAction::Set, global = true)]
+    pub refresh_cookie: bool,
+
+    /// Log lines as human-readable text or as JSON objects.
+    #[arg(
+        long,
+        env = "LATCHKEY_LOG_FORMAT",
+        value_enum,
+        default_value = "text",
+        global = true
+    )]
+    pub log_format: LogFormat,
+
+    /// Serve Prometheus metrics at GET /metrics.
+    #[arg(long, env = "LATCHKEY_METRICS", default_value_t = true, action = clap::ArgAction::Set, global = true)]
+    pub metrics: bool,
+
+    /// Serve the metrics on this separate address (e.g. 127.0.0.1:9090) instead of the API's.
+    #[arg(long, env = "LATCHKEY_METRICS_ADDR", global = true)]
+    pub metrics_addr: Option<String>,
+
     /// Browser origins allowed to call the API (CORS), comma-separated and exact, like
     /// `https://app.example.com`. None by default.
     #[arg(
@@ -105,12 +230,65 @@ pub struct Config {
     )]
     pub bootstrap_admin_password: Option<String>,
 
+    /// Base URL of the web app that opens the links in mails: they point at
+    /// PUBLIC_URL/reset-password#token=… and PUBLIC_URL/verify-email#token=….
+    #[arg(
+        long,
+        env = "LATCHKEY_PUBLIC_URL",
+        default_value = "http://127.0.0.1:8080",
+        global = true
+    )]
+    pub public_url: String,
+
+    /// Lifetime of a password-reset token, in seconds.
+    #[arg(long, env = "LATCHKEY_RESET_TTL", default_value_t = 3600, value_parser = clap::value_parser!(u64).range(1..=7 * 86_400), global = true)]
+    pub reset_ttl: u64,
+
+    /// Lifetime of an email-verification token, in seconds.
+    #[arg(long, env = "LATCHKEY_VERIFY_TTL", default_value_t = 86_400, value_parser = clap::value_parser!(u64).range(1..=30 * 86_400), global = true)]
+    pub verify_ttl: u64,
+
+    /// SMTP server for outgoing mail: `smtps://user:pass@host:465` (TLS),
+    /// `smtp://user:pass@host:587?tls=required` (STARTTLS) or `smtp://host:25` (plain, for a
+    /// relay on the same host). Unset: mails are written to the log and NOT sent (development).
+    #[arg(long, env = "LATCHKEY_SMTP_URL", hide_env_values = true, global = true)]
+    pub smtp_url: Option<String>,
+
+    /// Sender of outgoing mail, as `Name <address>` or a bare address.
+    #[arg(
+        long,
+        env = "LATCHKEY_MAIL_FROM",
+        default_value = "Latchkey <no-reply@localhost>",
+        global = true
+    )]
+    pub mail_from: String,
+
+    /// Refuse logins (403 email_not_verified, after a correct password) until the user has
+    /// verified their email address.
+    #[arg(long, env = "LATCHKEY_REQUIRE_EMAIL_VERIFICATION", default_value_t = false, action = clap::ArgAction::Set, global = true)]
+    pub require_email_verification: bool,
+
     /// HTTP worker threads [default: number of CPUs].
     #[arg(long, env = "LATCHKEY_WORKERS", value_parser = clap::value_parser!(u16).range(1..), global = true)]
     pub workers: Option<u16>,
 }
 
 impl Config {
+    pub fn limits(&self) -> LimitsConfig {
+        LimitsConfig {
+            enabled: self.rate_limits,
+            login_per_ip: self.rate_login_per_ip,
+            login_per_account: self.rate_login_per_account,
+            signup_per_ip: self.rate_signup_per_ip,
+            refresh_per_ip: self.rate_refresh_per_ip,
+            forgot_per_ip: self.rate_forgot_per_ip,
+            forgot_per_email: self.rate_forgot_per_email,
+            resend_per_user: self.rate_resend_per_user,
+            lockout_threshold: self.lockout_threshold,
+            lockout_base_delay: Duration::from_secs(self.lockout_base_delay),
+        }
+    }
+
     pub fn access_ttl(&self) -> Duration {
         Duration::from_secs(self.access_ttl)
     }
@@ -125,6 +303,14 @@ impl Config {
 
     pub fn refresh_reuse_interval(&self) -> Duration {
         Duration::from_secs(self.refresh_reuse_interval)
+    }
+
+    pub fn reset_ttl(&self) -> Duration {
+        Duration::from_secs(self.reset_ttl)
+    }
+
+    pub fn verify_ttl(&self) -> Duration {
+        Duration::from_secs(self.verify_ttl)
     }
 
     pub fn prune_interval(&self) -> Duration {

@@ -10,6 +10,7 @@ use actix_web::middleware::ErrorHandlerResponse;
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 
+use crate::abuse::RateLimited;
 use crate::store::StoreError;
 
 pub const PROBLEM_JSON: &str = "application/problem+json";
@@ -61,10 +62,20 @@ pub enum ApiError {
     RefreshTokenReused,
     #[error("this account is disabled")]
     AccountDisabled,
+    #[error("the email address of this account has not been verified")]
+    EmailNotVerified,
+    #[error("the password reset token is invalid, expired or already used")]
+    InvalidResetToken,
+    #[error("the verification token is invalid, expired or already used")]
+    InvalidVerificationToken,
     #[error("this requires the admin role")]
     Forbidden,
+    #[error("{0}")]
+    CsrfFailed(&'static str),
     #[error("the change would leave no enabled admin")]
     LastAdmin,
+    #[error("too many requests; retry after {} seconds", retry_after_secs(*.0))]
+    RateLimited(std::time::Duration),
     #[error("a valid bearer access token is required")]
     Unauthorized(TokenProblem),
     #[error("no such resource: {0}")]
@@ -89,8 +100,13 @@ impl ApiError {
             Self::InvalidRefreshToken => "invalid_refresh_token",
             Self::RefreshTokenReused => "refresh_token_reused",
             Self::AccountDisabled => "account_disabled",
+            Self::EmailNotVerified => "email_not_verified",
+            Self::InvalidResetToken => "invalid_reset_token",
+            Self::InvalidVerificationToken => "invalid_verification_token",
             Self::Forbidden => "forbidden",
+            Self::CsrfFailed(_) => "csrf_failed",
             Self::LastAdmin => "last_admin",
+            Self::RateLimited(_) => "rate_limited",
             Self::Unauthorized(TokenProblem::Missing) => "unauthorized",
             Self::Unauthorized(TokenProblem::Invalid(_)) => "invalid_token",
             Self::NotFound(_) => "not_found",
@@ -124,16 +140,23 @@ impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
             Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            Self::MalformedJson | Self::InvalidQuery(_) => StatusCode::BAD_REQUEST,
+            Self::MalformedJson
+            | Self::InvalidQuery(_)
+            | Self::InvalidResetToken
+            | Self::InvalidVerificationToken => StatusCode::BAD_REQUEST,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::EmailTaken | Self::LastAdmin => StatusCode::CONFLICT,
-            Self::AccountDisabled | Self::Forbidden => StatusCode::FORBIDDEN,
+            Self::AccountDisabled
+            | Self::EmailNotVerified
+            | Self::Forbidden
+            | Self::CsrfFailed(_) => StatusCode::FORBIDDEN,
             Self::InvalidCredentials
             | Self::InvalidRefreshToken
             | Self::RefreshTokenReused
             | Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Self::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::DatabaseUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -149,6 +172,12 @@ impl ResponseError for ApiError {
             _ => None,
         };
         let mut response = problem_response(status, self.code(), &self.detail(), errors);
+        if let Self::RateLimited(wait) = self {
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from(retry_after_secs(*wait)),
+            );
+        }
         if let Self::Unauthorized(problem) = self {
             response.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
@@ -157,6 +186,17 @@ impl ResponseError for ApiError {
             );
         }
         response
+    }
+}
+
+/// Whole seconds to wait, rounded up and at least one.
+fn retry_after_secs(wait: std::time::Duration) -> u64 {
+    wait.as_secs() + u64::from(wait.subsec_nanos() > 0 || wait.is_zero())
+}
+
+impl From<RateLimited> for ApiError {
+    fn from(RateLimited(wait): RateLimited) -> Self {
+        Self::RateLimited(wait)
     }
 }
 
@@ -238,7 +278,12 @@ pub fn render_bare_error<B>(res: ServiceResponse<B>) -> actix_web::Result<ErrorH
         }
         _ => status.canonical_reason().unwrap_or("error").to_owned(),
     };
-    let problem = problem_response(status, &code, &detail, None);
+    let mut problem = problem_response(status, &code, &detail, None);
+    // A 405 must say which methods the resource supports (RFC 9110 §15.5.6); actix's own answer
+    // carries that `Allow` header, so keep it.
+    if let Some(allow) = res.headers().get(header::ALLOW) {
+        problem.headers_mut().insert(header::ALLOW, allow.clone());
+    }
     Ok(ErrorHandlerResponse::Response(
         ServiceResponse::new(req, problem).map_into_right_body(),
     ))
@@ -280,6 +325,15 @@ mod tests {
             bearer_challenge(TokenProblem::Missing),
             "Bearer realm=\"latchkey\""
         );
+    }
+
+    #[test]
+    fn retry_after_rounds_up_to_whole_seconds() {
+        use std::time::Duration;
+        assert_eq!(retry_after_secs(Duration::from_millis(1)), 1);
+        assert_eq!(retry_after_secs(Duration::from_secs(2)), 2);
+        assert_eq!(retry_after_secs(Duration::from_millis(2500)), 3);
+        assert_eq!(retry_after_secs(Duration::ZERO), 1);
     }
 
     #[test]

@@ -56,18 +56,33 @@ fn is_json(req: &HttpRequest) -> bool {
         || (essence.starts_with("application/") && essence.ends_with("+json"))
 }
 
+/// For an optional member that may be left out but is not nullable in the contract: with
+/// `#[serde(default, deserialize_with = "crate::extract::non_null")]` an absent member is `None`,
+/// and an explicit `null` is a wrong type (422) instead of passing for "absent".
+pub fn non_null<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    T::deserialize(deserializer).map(Some)
+}
+
 fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
-    let is_object = bytes.trim_ascii_start().starts_with(b"{");
-    let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|err| {
-        // serde also reads a struct from an array; only an object has named fields to blame.
-        let path = if is_object {
-            err.path().to_string()
-        } else {
-            ".".to_owned()
+    // Every body of the contract is an object, but serde also reads a struct from an array
+    // (`["ada@example.com", "password"]` as `{email, password}`, `[]` as a patch of only optional
+    // members): any JSON that is not an object is the wrong type for the whole body.
+    if !bytes.trim_ascii_start().starts_with(b"{") {
+        return match serde_json::from_slice::<serde::de::IgnoredAny>(bytes) {
+            Ok(_) => Err(field_error(
+                ".",
+                serde::de::Error::custom("the body is not a JSON object"),
+            )),
+            Err(_) => Err(ApiError::MalformedJson),
         };
-        field_error(&path, err.into_inner())
-    })?;
+    }
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(&mut deserializer)
+        .map_err(|err| field_error(&err.path().to_string(), err.into_inner()))?;
     deserializer.end().map_err(|_| ApiError::MalformedJson)?;
     Ok(value)
 }
@@ -146,8 +161,58 @@ mod tests {
         ));
     }
 
+    #[derive(Debug, Deserialize)]
+    struct Patch {
+        #[serde(default, deserialize_with = "non_null")]
+        name: Option<String>,
+    }
+
+    #[test]
+    fn a_non_null_member_may_be_absent_but_not_null() {
+        assert_eq!(parse::<Patch>(b"{}").unwrap().name, None);
+        assert_eq!(
+            parse::<Patch>(br#"{"name":"Ada"}"#)
+                .unwrap()
+                .name
+                .as_deref(),
+            Some("Ada")
+        );
+        let errors = match parse::<Patch>(br#"{"name":null}"#) {
+            Err(ApiError::Validation(errors)) => errors,
+            other => panic!("expected a validation error, got {other:?}"),
+        };
+        assert_eq!(
+            errors,
+            vec![FieldError::new(
+                "name",
+                "invalid_type",
+                "has the wrong type"
+            )]
+        );
+    }
+
     #[test]
     fn a_non_object_body_is_a_validation_error() {
         assert_eq!(errors(parse(b"[1,2]"))[0].field, "body");
+    }
+
+    #[test]
+    fn an_array_is_not_read_as_a_struct() {
+        // Found by schemathesis: serde fills a struct from an array in field order.
+        let errors = errors(parse(br#" ["a@b.co", "correct horse"]"#));
+        assert_eq!(errors[0].field, "body");
+        assert_eq!(errors[0].code, "invalid_type");
+        assert!(matches!(
+            parse::<Patch>(b"[]"),
+            Err(ApiError::Validation(_))
+        ));
+        assert!(matches!(
+            parse::<Body>(b"[1,"),
+            Err(ApiError::MalformedJson)
+        ));
+        assert!(matches!(
+            parse::<Body>(b"[] x"),
+            Err(ApiError::MalformedJson)
+        ));
     }
 }

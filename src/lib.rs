@@ -1,16 +1,20 @@
 //! Latchkey: an authentication API. Users sign up and log in with a password, hold a short-lived
 //! HS256 access token and a rotating refresh token, and can be logged out for real.
 
+pub mod abuse;
 pub mod accounts;
 pub mod auth;
 pub mod config;
 pub mod domain;
 pub mod error;
 pub mod extract;
+pub mod mail;
+pub mod metrics;
 pub mod routes;
 pub mod startup;
 pub mod store;
 pub mod tasks;
+pub mod telemetry;
 
 pub use config::Config;
 pub use startup::Application;

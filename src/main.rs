@@ -5,8 +5,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use latchkey::accounts::{self, AdminOutcome};
 use latchkey::auth::PasswordHasher;
 use latchkey::domain::{Email, Password, Role};
-use latchkey::{Application, Config, store};
-use tracing_subscriber::EnvFilter;
+use latchkey::{Application, Config, store, telemetry};
 
 /// Latchkey: an authentication API with bcrypt passwords, HS256 access tokens and rotating
 /// refresh tokens. Every option can also be set through the environment variable shown.
@@ -67,13 +66,8 @@ impl From<RoleArg> for Role {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     let cli = Cli::parse();
+    telemetry::init_logging(cli.config.log_format);
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => {
             let app = Application::build(cli.config.clone()).await?;

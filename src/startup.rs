@@ -7,24 +7,28 @@ use std::sync::Arc;
 use actix_cors::Cors;
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::http::header;
-use actix_web::middleware::{Condition, DefaultHeaders, ErrorHandlers};
+use actix_web::middleware::{Condition, DefaultHeaders, ErrorHandlers, from_fn};
 use actix_web::{App, HttpServer, web};
 use anyhow::Context;
 use chrono::{DateTime, TimeDelta, Utc};
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 
+use crate::abuse::{Limits, TrustedProxies};
 use crate::accounts;
 use crate::auth::{
-    AccessTokens, JwtSecret, PasswordHasher, RefreshTokens, RevocationList, random_token,
+    AccessTokens, CSRF_HEADER, JwtSecret, KeySet, PasswordHasher, RefreshCookie, RefreshTokens,
+    RevocationList, random_token,
 };
 use crate::config::Config;
 use crate::domain::{Email, Password};
 use crate::error::{ApiError, render_bare_error};
 use crate::extract::MAX_BODY_BYTES;
+use crate::mail::EmailFlows;
+use crate::metrics::Metrics;
 use crate::routes;
 use crate::store::{self, Backend, Store};
-use crate::tasks;
+use crate::{tasks, telemetry};
 
 /// Settings key of the signing secret generated for a zero-configuration SQLite deployment.
 const GENERATED_SECRET_KEY: &str = "generated_jwt_secret";
@@ -32,13 +36,18 @@ const GENERATED_SECRET_KEY: &str = "generated_jwt_secret";
 /// What every handler can reach.
 pub struct AppState {
     pub store: Arc<dyn Store>,
+    pub limits: Arc<Limits>,
+    pub trusted_proxies: TrustedProxies,
     pub tokens: AccessTokens,
     pub refresh_tokens: RefreshTokens,
+    pub refresh_cookie: RefreshCookie,
     pub revocations: Arc<RevocationList>,
     pub hasher: PasswordHasher,
     pub refresh_ttl: TimeDelta,
     pub refresh_reuse_interval: TimeDelta,
     pub session_max_age: TimeDelta,
+    pub metrics: Metrics,
+    pub email: EmailFlows,
 }
 
 impl AppState {
@@ -47,6 +56,7 @@ impl AppState {
     pub fn sessions_revoked(&self, user_id: Uuid, session_ids: &[Uuid], at: DateTime<Utc>) {
         self.revocations
             .revoke(session_ids.iter().map(|session_id| (*session_id, at)));
+        self.metrics.sessions_revoked(session_ids.len());
         for session_id in session_ids {
             tracing::info!(
                 target: "latchkey::audit",
@@ -62,8 +72,11 @@ impl AppState {
 pub struct Application {
     port: u16,
     server: Server,
+    /// The metrics listener, when `LATCHKEY_METRICS_ADDR` puts it on an address of its own.
+    metrics_server: Option<Server>,
     /// Background work that lives exactly as long as the server.
     tasks: Vec<JoinHandle<()>>,
+    store: Arc<dyn Store>,
 }
 
 impl Application {
@@ -73,9 +86,9 @@ impl Application {
         let store = store::connect(&config.database_url)
             .await
             .context("could not open the database")?;
-        let secret = jwt_secret(&config, store.as_ref()).await?;
+        let keys = signing_keys(&config, store.as_ref()).await?;
         let hasher = PasswordHasher::new(config.bcrypt_cost, config.hash_threads()).await?;
-        let tokens = AccessTokens::new(&secret, &config.issuer, config.access_ttl());
+        let tokens = AccessTokens::new(&keys, &config.issuer, config.access_ttl());
         bootstrap_admin(&config, store.as_ref(), &hasher).await?;
 
         // Sessions revoked before this start may still have unexpired access tokens around.
@@ -84,23 +97,48 @@ impl Application {
         )?));
         let since = revocations.relevant_since(store::now());
         revocations.revoke(store.revocations_since(since).await?);
+        let limits = Arc::new(Limits::new(&config.limits()));
+        let trusted_proxies = TrustedProxies::parse(&config.trusted_proxies)
+            .map_err(|why| anyhow::anyhow!("LATCHKEY_TRUSTED_PROXIES: {why}"))?;
+        let (email, mail_worker) = EmailFlows::from_config(store.clone(), &config)?;
         let tasks = vec![
-            tasks::spawn_pruner(store.clone(), revocations.clone(), config.prune_interval()),
+            tasks::spawn_pruner(
+                store.clone(),
+                revocations.clone(),
+                limits.clone(),
+                config.prune_interval(),
+            ),
             store.spawn_revocation_watcher(revocations.clone()),
+            mail_worker,
         ];
 
         let state = web::Data::new(AppState {
-            refresh_tokens: RefreshTokens::new(&secret),
+            limits,
+            trusted_proxies,
+            refresh_tokens: RefreshTokens::new(keys.signing_secret()),
+            refresh_cookie: RefreshCookie::new(
+                config.refresh_cookie,
+                config.refresh_ttl,
+                &config.cors_origins,
+            ),
             tokens,
             revocations,
-            store,
+            store: store.clone(),
             hasher,
+            metrics: Metrics::new()?,
+            email,
             refresh_ttl: TimeDelta::from_std(config.refresh_ttl())?,
             refresh_reuse_interval: TimeDelta::from_std(config.refresh_reuse_interval())?,
             session_max_age: TimeDelta::from_std(config.session_max_age())?,
         });
 
         let cors_origins = config.cors_origins.clone();
+        let cookie_mode = config.refresh_cookie;
+        let metrics_here = config.metrics && config.metrics_addr.is_none();
+        let metrics_server = match (&config.metrics_addr, config.metrics) {
+            (Some(addr), true) => Some(metrics_server(addr, state.clone())?),
+            _ => None,
+        };
         let listener = TcpListener::bind(&config.addr)
             .with_context(|| format!("could not listen on {}", config.addr))?;
         let port = listener.local_addr()?.port();
@@ -127,9 +165,19 @@ impl Application {
                 )
                 .wrap(Condition::new(
                     !cors_origins.is_empty(),
-                    cors(&cors_origins),
+                    cors(&cors_origins, cookie_mode),
                 ))
+                // Outermost, so it logs and counts the response the client really gets.
+                .wrap(from_fn(telemetry::observe))
                 .configure(routes::configure)
+                .configure(|cfg| {
+                    if metrics_here {
+                        cfg.service(
+                            web::resource("/metrics")
+                                .route(web::get().to(routes::metrics::metrics)),
+                        );
+                    }
+                })
         })
         .workers(config.workers())
         .shutdown_timeout(10)
@@ -138,7 +186,9 @@ impl Application {
         Ok(Self {
             port,
             server,
+            metrics_server,
             tasks,
+            store,
         })
     }
 
@@ -153,25 +203,59 @@ impl Application {
     /// Serves until the server is stopped (SIGINT/SIGTERM or [`ServerHandle::stop`]), finishing
     /// in-flight requests first.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let metrics = self.metrics_server.map(|server| {
+            let handle = server.handle();
+            (tokio::spawn(server), handle)
+        });
         let result = self.server.await;
         for task in self.tasks {
             task.abort();
         }
+        if let Some((task, handle)) = metrics {
+            handle.stop(true).await;
+            let _ = task.await;
+        }
+        self.store.close().await;
         result
     }
 }
 
+/// `GET /metrics` alone, on its own address, so it can stay off the public listener.
+fn metrics_server(addr: &str, state: web::Data<AppState>) -> anyhow::Result<Server> {
+    let listener = TcpListener::bind(addr)
+        .with_context(|| format!("could not listen on {addr} for metrics"))?;
+    Ok(HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .route("/metrics", web::get().to(routes::metrics::metrics))
+    })
+    .workers(1)
+    .disable_signals()
+    .listen(listener)?
+    .run())
+}
+
 /// Cross-origin access for the configured browser origins only: exact origins, preflights
-/// answered, `Authorization` allowed. Credentials (cookies) are never sent cross-origin.
-fn cors(origins: &[String]) -> Cors {
-    origins
+/// answered, `Authorization` allowed. Credentials (the refresh cookie) only in cookie mode.
+fn cors(origins: &[String], cookie_mode: bool) -> Cors {
+    let cors = origins
         .iter()
         .fold(Cors::default(), |cors, origin| {
             cors.allowed_origin(origin.trim())
         })
         .allowed_methods(["GET", "POST", "PUT", "PATCH", "DELETE"])
-        .allowed_headers([header::AUTHORIZATION, header::CONTENT_TYPE, header::ACCEPT])
-        .max_age(600)
+        .allowed_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            header::ACCEPT,
+            header::HeaderName::from_static(CSRF_HEADER),
+        ])
+        .max_age(600);
+    if cookie_mode {
+        cors.supports_credentials()
+    } else {
+        cors
+    }
 }
 
 /// Creates the admin named by `LATCHKEY_BOOTSTRAP_ADMIN_*`, when both are set and no user has
@@ -197,18 +281,23 @@ async fn bootstrap_admin(
     Ok(())
 }
 
-/// The configured secret; or, on SQLite only, one generated once and kept in the database so
-/// tokens survive a restart. PostgreSQL deployments run several instances that must agree on the
-/// secret, so there it has to be configured.
-async fn jwt_secret(config: &Config, store: &dyn Store) -> anyhow::Result<JwtSecret> {
+/// The configured keys or secret; or, on SQLite only, a secret generated once and kept in the
+/// database so tokens survive a restart. PostgreSQL deployments run several instances that must
+/// agree on the keys, so there they have to be configured.
+async fn signing_keys(config: &Config, store: &dyn Store) -> anyhow::Result<KeySet> {
+    if !config.jwt_keys.is_empty() {
+        return KeySet::parse(&config.jwt_keys)
+            .map_err(|why| anyhow::anyhow!("LATCHKEY_JWT_KEYS is unusable: {why}"));
+    }
     if let Some(secret) = &config.jwt_secret {
         return JwtSecret::new(secret)
+            .map(KeySet::single)
             .map_err(|why| anyhow::anyhow!("LATCHKEY_JWT_SECRET is unusable: {why}"));
     }
     match store.backend() {
         Backend::Postgres => anyhow::bail!(
-            "LATCHKEY_JWT_SECRET must be set (at least 32 bytes) when the database is PostgreSQL: \
-             every instance has to sign with the same secret"
+            "LATCHKEY_JWT_SECRET (at least 32 bytes) or LATCHKEY_JWT_KEYS must be set when the \
+             database is PostgreSQL: every instance has to sign with the same key"
         ),
         Backend::Sqlite => {
             let secret = store
@@ -218,7 +307,9 @@ async fn jwt_secret(config: &Config, store: &dyn Store) -> anyhow::Result<JwtSec
                 "LATCHKEY_JWT_SECRET is not set: using a random secret generated once and stored \
                  in the SQLite database. Set LATCHKEY_JWT_SECRET for any real deployment."
             );
-            JwtSecret::new(&secret).map_err(anyhow::Error::msg)
+            JwtSecret::new(&secret)
+                .map(KeySet::single)
+                .map_err(anyhow::Error::msg)
         }
     }
 }

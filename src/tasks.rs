@@ -6,14 +6,17 @@ use std::time::Duration;
 use tokio::task::JoinHandle;
 use tokio::time::MissedTickBehavior;
 
+use crate::abuse::Limits;
 use crate::auth::RevocationList;
 use crate::store::{self, Store};
 
 /// Deletes expired sessions and refresh tokens every `every`, so the tables do not grow forever,
-/// and drops revocation entries no access token can need any more.
+/// and drops revocation entries no access token can need any more and rate-limit state that
+/// is back to its full allowance.
 pub fn spawn_pruner(
     store: Arc<dyn Store>,
     revocations: Arc<RevocationList>,
+    limits: Arc<Limits>,
     every: Duration,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
@@ -23,6 +26,7 @@ pub fn spawn_pruner(
             ticker.tick().await;
             let now = store::now();
             revocations.prune(now);
+            limits.prune();
             match store.prune(now, revocations.relevant_since(now)).await {
                 Ok(0) => {}
                 Ok(rows) => tracing::debug!(rows, "pruned expired sessions and refresh tokens"),

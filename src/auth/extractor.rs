@@ -1,7 +1,7 @@
 use std::future::{Ready, ready};
 
 use actix_web::dev::Payload;
-use actix_web::http::header;
+use actix_web::http::header::{self, HeaderValue};
 use actix_web::{FromRequest, HttpRequest, web};
 use uuid::Uuid;
 
@@ -97,7 +97,12 @@ fn verify(req: &HttpRequest) -> Result<VerifiedToken, ApiError> {
 }
 
 fn bearer_token(req: &HttpRequest) -> Result<&str, ApiError> {
-    let Some(value) = req.headers().get(header::AUTHORIZATION) else {
+    parse_authorization(req.headers().get(header::AUTHORIZATION))
+}
+
+/// The token of an `Authorization: Bearer …` header.
+fn parse_authorization(value: Option<&HeaderValue>) -> Result<&str, ApiError> {
+    let Some(value) = value else {
         return Err(ApiError::Unauthorized(TokenProblem::Missing));
     };
     let invalid = |why| ApiError::Unauthorized(TokenProblem::Invalid(why));
@@ -117,4 +122,74 @@ fn bearer_token(req: &HttpRequest) -> Result<&str, ApiError> {
         return Err(invalid("the bearer token is empty"));
     }
     Ok(token)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::auth::{AccessTokens, JwtSecret, KeySet};
+
+    fn header(raw: &str) -> HeaderValue {
+        HeaderValue::from_str(raw).unwrap()
+    }
+
+    #[test]
+    fn takes_the_token_of_a_bearer_header_in_any_case() {
+        assert_eq!(
+            parse_authorization(Some(&header("Bearer abc"))).ok(),
+            Some("abc")
+        );
+        assert_eq!(
+            parse_authorization(Some(&header("bearer  abc "))).ok(),
+            Some("abc")
+        );
+    }
+
+    #[test]
+    fn refuses_missing_empty_other_and_oversized_headers() {
+        let code = |value: Option<&HeaderValue>| parse_authorization(value).unwrap_err().code();
+        assert_eq!(code(None), "unauthorized");
+        assert_eq!(code(Some(&header("Basic YTpi"))), "unauthorized");
+        assert_eq!(code(Some(&header("Bearer "))), "invalid_token");
+        let huge = format!("Bearer {}", "a".repeat(MAX_AUTHORIZATION_BYTES));
+        assert_eq!(code(Some(&header(&huge))), "invalid_token");
+    }
+
+    proptest! {
+        // Fuzzing: arbitrary bytes as an Authorization header, and whatever token comes out
+        // of it through verification, never panic and never verify. Run longer with
+        // PROPTEST_CASES=… (see the README).
+        #[test]
+        fn arbitrary_authorization_headers_never_panic_or_verify(bytes in proptest::collection::vec(any::<u8>(), 0..2048)) {
+            let tokens = AccessTokens::new(
+                &KeySet::single(JwtSecret::new("0123456789abcdef0123456789abcdef").unwrap()),
+                "latchkey",
+                Duration::from_secs(900),
+            );
+            if let Ok(value) = HeaderValue::from_bytes(&bytes)
+                && let Ok(token) = parse_authorization(Some(&value))
+            {
+                prop_assert!(tokens.verify(token).is_err());
+            }
+        }
+
+        #[test]
+        fn jwt_shaped_garbage_never_panics_or_verifies(
+            header in "[A-Za-z0-9_-]{0,200}",
+            payload in "[A-Za-z0-9_-]{0,400}",
+            signature in "[A-Za-z0-9_-]{0,100}",
+        ) {
+            let tokens = AccessTokens::new(
+                &KeySet::single(JwtSecret::new("0123456789abcdef0123456789abcdef").unwrap()),
+                "latchkey",
+                Duration::from_secs(900),
+            );
+            let token = [header, payload, signature].join(".");
+            prop_assert!(tokens.verify(&token).is_err());
+        }
+    }
 }

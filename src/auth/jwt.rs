@@ -1,3 +1,4 @@
+use std::collections::HashMap;
 use std::time::Duration;
 
 use chrono::Utc;
@@ -41,11 +42,60 @@ impl JwtSecret {
         hmac::Mac::finalize(mac).into_bytes().into()
     }
 
-    /// A short, stable fingerprint used as the `kid` header: it changes when the secret does, so
-    /// a token signed with an old secret is told apart before its signature is even checked.
-    fn key_id(&self) -> String {
+    /// A short, stable fingerprint used as the `kid` of a lone secret: it changes when the
+    /// secret does, so a token signed with an old secret is told apart before its signature is
+    /// even checked.
+    fn fingerprint(&self) -> String {
         let digest = Sha256::digest([b"latchkey-kid:".as_slice(), &self.0].concat());
         hex::encode(&digest[..8])
+    }
+}
+
+/// The signing keys, each with its `kid`. The first signs new tokens; a token signed with any of
+/// them verifies. Rotation: put a new key first, keep the old one listed until the access
+/// tokens it signed have expired, then drop it.
+pub struct KeySet {
+    keys: Vec<(String, JwtSecret)>,
+}
+
+impl KeySet {
+    /// One secret, named by its fingerprint.
+    pub fn single(secret: JwtSecret) -> Self {
+        Self {
+            keys: vec![(secret.fingerprint(), secret)],
+        }
+    }
+
+    /// `kid:secret` entries, the signing key first.
+    pub fn parse(entries: &[String]) -> Result<Self, String> {
+        let mut keys: Vec<(String, JwtSecret)> = Vec::new();
+        for entry in entries.iter().filter(|entry| !entry.trim().is_empty()) {
+            let (kid, secret) = entry
+                .split_once(':')
+                .ok_or_else(|| "each key must be written kid:secret".to_owned())?;
+            let kid = kid.trim();
+            if kid.is_empty()
+                || !kid
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+            {
+                return Err(format!("{kid:?} is not a key id (letters, digits, - _ .)"));
+            }
+            if keys.iter().any(|(known, _)| known == kid) {
+                return Err(format!("the key id {kid:?} is listed twice"));
+            }
+            let secret = JwtSecret::new(secret).map_err(|why| format!("key {kid:?}: {why}"))?;
+            keys.push((kid.to_owned(), secret));
+        }
+        if keys.is_empty() {
+            return Err("no keys are listed".to_owned());
+        }
+        Ok(Self { keys })
+    }
+
+    /// The key new tokens are signed with.
+    pub fn signing_secret(&self) -> &JwtSecret {
+        &self.keys[0].1
     }
 }
 
@@ -92,22 +142,32 @@ impl TokenError {
 pub struct AccessTokens {
     kid: String,
     encoding: EncodingKey,
-    decoding: DecodingKey,
+    decoding: HashMap<String, DecodingKey>,
     validation: Validation,
     issuer: String,
     ttl: Duration,
 }
 
 impl AccessTokens {
-    pub fn new(secret: &JwtSecret, issuer: &str, ttl: Duration) -> Self {
+    pub fn new(keys: &KeySet, issuer: &str, ttl: Duration) -> Self {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.leeway = LEEWAY_SECS;
         validation.set_issuer(&[issuer]);
         validation.set_required_spec_claims(&["exp", "iat", "sub", "iss"]);
+        let (kid, signing) = &keys.keys[0];
         Self {
-            kid: secret.key_id(),
-            encoding: EncodingKey::from_secret(&secret.0),
-            decoding: DecodingKey::from_secret(&secret.0),
+            kid: kid.clone(),
+            encoding: EncodingKey::from_secret(&signing.0),
+            // A key is also known by its fingerprint, the `kid` it had as a lone
+            // LATCHKEY_JWT_SECRET, so moving that secret into a key list logs nobody out.
+            decoding: keys
+                .keys
+                .iter()
+                .flat_map(|(kid, secret)| {
+                    let key = DecodingKey::from_secret(&secret.0);
+                    [(secret.fingerprint(), key.clone()), (kid.clone(), key)]
+                })
+                .collect(),
             validation,
             issuer: issuer.to_owned(),
             ttl,
@@ -152,17 +212,21 @@ impl AccessTokens {
         if header.alg != Algorithm::HS256 || header.typ.as_deref() != Some(ACCESS_TOKEN_TYPE) {
             return Err(TokenError::Malformed);
         }
-        if header.kid.as_deref() != Some(self.kid.as_str()) {
-            return Err(TokenError::UnknownKey);
-        }
-        let data = jsonwebtoken::decode::<AccessClaims>(token, &self.decoding, &self.validation)
-            .map_err(|err| match err.kind() {
-                ErrorKind::ExpiredSignature => TokenError::Expired,
-                ErrorKind::InvalidSignature => TokenError::BadSignature,
-                ErrorKind::InvalidIssuer
-                | ErrorKind::MissingRequiredClaim(_)
-                | ErrorKind::ImmatureSignature => TokenError::InvalidClaims,
-                _ => TokenError::Malformed,
+        let key = header
+            .kid
+            .as_deref()
+            .and_then(|kid| self.decoding.get(kid))
+            .ok_or(TokenError::UnknownKey)?;
+        let data =
+            jsonwebtoken::decode::<AccessClaims>(token, key, &self.validation).map_err(|err| {
+                match err.kind() {
+                    ErrorKind::ExpiredSignature => TokenError::Expired,
+                    ErrorKind::InvalidSignature => TokenError::BadSignature,
+                    ErrorKind::InvalidIssuer
+                    | ErrorKind::MissingRequiredClaim(_)
+                    | ErrorKind::ImmatureSignature => TokenError::InvalidClaims,
+                    _ => TokenError::Malformed,
+                }
             })?;
         let issued_in_future = data.claims.iat > Utc::now().timestamp() + LEEWAY_SECS as i64;
         if issued_in_future {
@@ -183,7 +247,7 @@ mod tests {
 
     fn tokens() -> AccessTokens {
         AccessTokens::new(
-            &JwtSecret::new(SECRET).unwrap(),
+            &KeySet::single(JwtSecret::new(SECRET).unwrap()),
             "latchkey",
             Duration::from_secs(900),
         )
@@ -211,6 +275,63 @@ mod tests {
     fn secrets_shorter_than_32_bytes_are_refused() {
         assert!(JwtSecret::new(&"x".repeat(31)).is_err());
         assert!(JwtSecret::new(&"x".repeat(32)).is_ok());
+    }
+
+    #[test]
+    fn key_sets_parse_kid_secret_pairs_and_refuse_bad_ones() {
+        let keys = KeySet::parse(&[format!("new:{SECRET}"), format!("old:{}", "y".repeat(40))]);
+        assert_eq!(keys.unwrap().keys.len(), 2);
+        for bad in [
+            vec![],
+            vec![SECRET.to_owned()],
+            vec!["k:short".to_owned()],
+            vec![format!(":{SECRET}")],
+            vec![format!("a b:{SECRET}")],
+            vec![format!("k:{SECRET}"), format!("k:{SECRET}")],
+        ] {
+            assert!(KeySet::parse(&bad).is_err(), "{bad:?} was accepted");
+        }
+    }
+
+    #[test]
+    fn tokens_of_any_listed_key_verify_and_the_first_key_signs() {
+        let old = AccessTokens::new(
+            &KeySet::parse(&[format!("old:{SECRET}")]).unwrap(),
+            "latchkey",
+            Duration::from_secs(900),
+        );
+        let rotated = AccessTokens::new(
+            &KeySet::parse(&[format!("new:{}", "n".repeat(32)), format!("old:{SECRET}")]).unwrap(),
+            "latchkey",
+            Duration::from_secs(900),
+        );
+        let (user, session) = (Uuid::new_v4(), Uuid::new_v4());
+        let from_old = old.issue(user, session, Role::User).unwrap().token;
+        assert!(rotated.verify(&from_old).is_ok());
+        let from_new = rotated.issue(user, session, Role::User).unwrap().token;
+        assert_eq!(
+            jsonwebtoken::decode_header(&from_new)
+                .unwrap()
+                .kid
+                .as_deref(),
+            Some("new")
+        );
+        assert_eq!(old.verify(&from_new), Err(TokenError::UnknownKey));
+    }
+
+    #[test]
+    fn a_lone_secret_moved_into_a_key_list_keeps_its_tokens_valid() {
+        let lone = tokens();
+        let token = lone
+            .issue(Uuid::new_v4(), Uuid::new_v4(), Role::User)
+            .unwrap()
+            .token;
+        let listed = AccessTokens::new(
+            &KeySet::parse(&[format!("new:{}", "n".repeat(32)), format!("old:{SECRET}")]).unwrap(),
+            "latchkey",
+            Duration::from_secs(900),
+        );
+        assert!(listed.verify(&token).is_ok());
     }
 
     #[test]

@@ -6,14 +6,16 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use rand::RngCore;
 use rand::rngs::OsRng;
 
+mod cookie;
 mod extractor;
 mod jwt;
 mod password;
 mod refresh;
 mod revocation;
 
+pub use cookie::{CSRF_HEADER, RefreshCookie};
 pub use extractor::{AdminUser, AuthUser, VerifiedToken};
-pub use jwt::{AccessClaims, AccessTokens, IssuedAccessToken, JwtSecret, TokenError};
+pub use jwt::{AccessClaims, AccessTokens, IssuedAccessToken, JwtSecret, KeySet, TokenError};
 pub use password::PasswordHasher;
 pub use refresh::{RefreshToken, RefreshTokens};
 pub use revocation::RevocationList;
@@ -23,4 +25,12 @@ pub fn random_token() -> String {
     let mut bytes = [0_u8; 32];
     OsRng.fill_bytes(&mut bytes);
     URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// The stored lookup key of a [`random_token`] (refresh, reset and verification tokens): its
+/// SHA-256, hex-encoded. A fast hash is right here: the token carries 256 bits of entropy, so
+/// there is nothing to brute-force, and a database dump alone cannot be replayed.
+pub fn token_hash(token: &str) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(Sha256::digest(token.as_bytes()))
 }

@@ -1,7 +1,7 @@
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::{Hmac, Mac};
-use sha2::{Digest, Sha256};
+use sha2::Sha256;
 
 use super::{JwtSecret, random_token};
 
@@ -23,10 +23,9 @@ impl RefreshToken {
         Self::hash_presented(&self.0)
     }
 
-    /// The lookup key for a token a client presented. A fast hash is right here: the token
-    /// carries 256 bits of entropy, so there is nothing to brute-force.
+    /// The lookup key for a token a client presented (see [`super::token_hash`]).
     pub fn hash_presented(token: &str) -> String {
-        hex::encode(Sha256::digest(token.as_bytes()))
+        super::token_hash(token)
     }
 }
 
@@ -42,6 +41,8 @@ pub struct RefreshTokens {
 }
 
 impl RefreshTokens {
+    /// Successors are derived with a key made from the signing secret: after a rotation, a token
+    /// rotated moments before is no longer re-issued, which costs that client one login.
     pub fn new(secret: &JwtSecret) -> Self {
         let key = secret.derive_key(b"latchkey refresh-token successor v1");
         Self {

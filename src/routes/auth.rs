@@ -1,12 +1,15 @@
 use actix_web::http::header;
-use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder, web};
+use actix_web::{FromRequest, HttpRequest, HttpResponse, HttpResponseBuilder, web};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use std::net::IpAddr;
+
 use super::sessions::revoke_sessions;
+use crate::abuse::ClientIp;
 use crate::auth::{AuthUser, RefreshToken, VerifiedToken};
 use crate::domain::{DisplayName, Email, Password, Role};
-use crate::error::{ApiError, FieldError};
+use crate::error::{ApiError, FieldError, TokenProblem};
 use crate::extract::JsonBody;
 use crate::startup::AppState;
 use crate::store::{
@@ -31,7 +34,8 @@ pub struct LoginBody {
 
 #[derive(Deserialize)]
 pub struct RefreshBody {
-    refresh_token: String,
+    /// May be left out in cookie mode, where the cookie carries it.
+    refresh_token: Option<String>,
 }
 
 /// The OAuth 2.0 style token response (RFC 6749 §5.1) with the user alongside.
@@ -40,7 +44,9 @@ struct TokenResponse {
     access_token: String,
     token_type: &'static str,
     expires_in: u64,
-    refresh_token: String,
+    /// Absent in cookie mode: the refresh token is then only in the HttpOnly cookie.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    refresh_token: Option<String>,
     user: User,
 }
 
@@ -77,8 +83,10 @@ impl SignupBody {
 pub async fn signup(
     state: web::Data<AppState>,
     req: HttpRequest,
+    ClientIp(ip): ClientIp,
     JsonBody(body): JsonBody<SignupBody>,
 ) -> Result<HttpResponse, ApiError> {
+    state.limits.signup(ip)?;
     let signup = body.parse()?;
     let password_hash = state
         .hasher
@@ -93,12 +101,22 @@ pub async fn signup(
         name: signup.name,
         role: Role::User,
         created_at: now,
+        email_verified_at: None,
     };
-    let (session, refresh_token, refresh) = new_session(&state, &req, new_user.id);
+    let (session, refresh_token, refresh) = new_session(&state, &req, ip, new_user.id);
     let user = state
         .store
         .create_user(&new_user, &session, &refresh)
         .await?;
+    tracing::info!(
+        target: "latchkey::audit",
+        event = "signup",
+        user_id = %user.id,
+        session_id = %session.id,
+        %ip,
+        "account created"
+    );
+    state.email.send_verification(user.id, user.email.clone());
     token_response(
         HttpResponse::Created(),
         &state,
@@ -111,6 +129,7 @@ pub async fn signup(
 pub async fn login(
     state: web::Data<AppState>,
     req: HttpRequest,
+    ClientIp(ip): ClientIp,
     JsonBody(body): JsonBody<LoginBody>,
 ) -> Result<HttpResponse, ApiError> {
     let email = Email::parse(&body.email)
@@ -122,24 +141,54 @@ pub async fn login(
             "is required",
         )]));
     }
+    state.limits.password_attempt(ip, email.as_str())?;
     let credentials = state.store.credentials_by_email(&email).await?;
     let stored_hash = credentials.as_ref().map(|c| c.password_hash.as_str());
+    let known_user = credentials.as_ref().map(|c| c.user.id.to_string());
     let verified = state
         .hasher
         .verify(&body.password, stored_hash)
         .await
         .map_err(ApiError::Internal)?;
     let Some(credentials) = credentials.filter(|_| verified) else {
+        state.limits.password_failed(ip, email.as_str());
+        state.metrics.login(false);
+        tracing::info!(
+            target: "latchkey::audit",
+            event = "login_failed",
+            user_id = known_user.as_deref().unwrap_or("unknown"),
+            %ip,
+            "login failed"
+        );
         return Err(ApiError::InvalidCredentials);
     };
+    state.limits.password_succeeded(ip, email.as_str());
     // Only a caller who knows the password learns that the account is disabled.
     if credentials.user.disabled {
         return Err(ApiError::AccountDisabled);
     }
+    if state.email.verification_required() && !credentials.user.email_verified {
+        // Without a session the user cannot ask for another link, and the first one may have
+        // expired: send a fresh one, within the resend limit.
+        let user = &credentials.user;
+        if state.limits.resend_verification(user.id).is_ok() {
+            state.email.send_verification(user.id, user.email.clone());
+        }
+        return Err(ApiError::EmailNotVerified);
+    }
     upgrade_hash(&state, &credentials, &body.password).await;
     let user = credentials.user;
-    let (session, refresh_token, refresh) = new_session(&state, &req, user.id);
+    let (session, refresh_token, refresh) = new_session(&state, &req, ip, user.id);
     state.store.create_session(&session, &refresh).await?;
+    state.metrics.login(true);
+    tracing::info!(
+        target: "latchkey::audit",
+        event = "login_succeeded",
+        user_id = %user.id,
+        session_id = %session.id,
+        %ip,
+        "login succeeded"
+    );
     token_response(HttpResponse::Ok(), &state, user, session.id, refresh_token)
 }
 
@@ -148,11 +197,23 @@ pub async fn login(
 /// two tabs look like: those get the same successor the first refresh got.
 pub async fn refresh(
     state: web::Data<AppState>,
+    ClientIp(ip): ClientIp,
     req: HttpRequest,
     JsonBody(body): JsonBody<RefreshBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let presented = RefreshToken::hash_presented(&body.refresh_token);
-    let successor = state.refresh_tokens.successor(&body.refresh_token);
+    state.limits.refresh(ip)?;
+    let token = match body.refresh_token {
+        Some(token) => token,
+        None => state.refresh_cookie.read(&req)?.ok_or_else(|| {
+            ApiError::Validation(vec![FieldError::new(
+                "refresh_token",
+                "required",
+                "is required",
+            )])
+        })?,
+    };
+    let presented = RefreshToken::hash_presented(&token);
+    let successor = state.refresh_tokens.successor(&token);
     let next = stored_refresh_token(&state, &successor);
     let reuse_since = next.created_at - state.refresh_reuse_interval;
     match state
@@ -172,13 +233,14 @@ pub async fn refresh(
             session_id,
             revoked_at,
         } => {
-            state.revocations.revoke([(session_id, revoked_at)]);
+            state.sessions_revoked(user_id, &[session_id], revoked_at);
+            state.metrics.refresh_reuse();
             tracing::warn!(
                 target: "latchkey::audit",
                 event = "refresh_token_reused",
                 %user_id,
                 %session_id,
-                ip = client_ip(&req).as_deref().unwrap_or("unknown"),
+                %ip,
                 "a rotated-away refresh token was presented again; the session is revoked"
             );
             Err(ApiError::RefreshTokenReused)
@@ -199,29 +261,58 @@ pub enum LogoutScope {
     Global,
 }
 
+impl LogoutScope {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Local => "local",
+            Self::Others => "others",
+            Self::Global => "global",
+        }
+    }
+}
+
 #[derive(Deserialize)]
 pub struct LogoutQuery {
     #[serde(default)]
     scope: LogoutScope,
 }
 
-/// Ends sessions of the caller. Idempotent: a token whose session is already revoked still gets
-/// 204, and changes nothing.
+/// Ends sessions of the caller, named by a bearer access token or, in cookie mode, by the refresh
+/// cookie. Idempotent: a token whose session is already revoked still gets 204, and changes
+/// nothing. In cookie mode the cookie is cleared.
 pub async fn logout(
     state: web::Data<AppState>,
-    token: VerifiedToken,
+    req: HttpRequest,
     query: web::Query<LogoutQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    if !token.session_revoked {
-        let caller = token.user;
+    let caller = if req.headers().contains_key(header::AUTHORIZATION) {
+        let token = VerifiedToken::extract(&req).await?;
+        (!token.session_revoked).then_some((token.user.user_id, token.user.session_id))
+    } else if let Some(cookie) = state.refresh_cookie.read(&req)? {
+        let presented = RefreshToken::hash_presented(&cookie);
+        state.store.session_of_refresh_token(&presented).await?
+    } else {
+        return Err(ApiError::Unauthorized(TokenProblem::Missing));
+    };
+    if let Some((user_id, session_id)) = caller {
+        tracing::info!(
+            target: "latchkey::audit",
+            event = "logout",
+            %user_id,
+            %session_id,
+            scope = query.scope.as_str(),
+            "logout"
+        );
         let scope = match query.scope {
-            LogoutScope::Local => RevokeScope::Only(caller.session_id),
-            LogoutScope::Others => RevokeScope::AllExcept(caller.session_id),
+            LogoutScope::Local => RevokeScope::Only(session_id),
+            LogoutScope::Others => RevokeScope::AllExcept(session_id),
             LogoutScope::Global => RevokeScope::All,
         };
-        revoke_sessions(&state, caller.user_id, scope).await?;
+        revoke_sessions(&state, user_id, scope).await?;
     }
-    Ok(HttpResponse::NoContent().finish())
+    let mut response = HttpResponse::NoContent();
+    state.refresh_cookie.clear(&mut response);
+    Ok(response.finish())
 }
 
 /// For gateways (nginx `auth_request`, Traefik ForwardAuth, Caddy `forward_auth`): 204 with the
@@ -261,6 +352,7 @@ async fn upgrade_hash(state: &AppState, credentials: &Credentials, password: &st
 fn new_session(
     state: &AppState,
     req: &HttpRequest,
+    ip: IpAddr,
     user_id: Uuid,
 ) -> (NewSession, RefreshToken, NewRefreshToken) {
     let refresh_token = state.refresh_tokens.generate();
@@ -275,7 +367,7 @@ fn new_session(
             .get(header::USER_AGENT)
             .and_then(|value| value.to_str().ok())
             .map(|agent| agent.chars().take(MAX_USER_AGENT_CHARS).collect()),
-        ip: client_ip(req),
+        ip: Some(ip.to_string()),
     };
     (session, refresh_token, refresh)
 }
@@ -300,11 +392,19 @@ fn token_response(
         .tokens
         .issue(user.id, session_id, user.role)
         .map_err(|err| ApiError::Internal(err.into()))?;
+    let refresh_token = if state.refresh_cookie.enabled() {
+        state
+            .refresh_cookie
+            .set(&mut builder, refresh_token.as_str());
+        None
+    } else {
+        Some(refresh_token.into_string())
+    };
     let body = TokenResponse {
         access_token: access.token,
         token_type: "Bearer",
         expires_in: access.expires_in,
-        refresh_token: refresh_token.into_string(),
+        refresh_token,
         user,
     };
     Ok(builder
@@ -313,7 +413,41 @@ fn token_response(
         .json(body))
 }
 
-/// The address of the peer that sent the request.
-fn client_ip(req: &HttpRequest) -> Option<String> {
-    req.peer_addr().map(|addr| addr.ip().to_string())
+#[cfg(test)]
+mod tests {
+    use actix_web::test::TestRequest;
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// Fuzzing the request extractor: arbitrary bytes as a signup body, under a JSON or another
+    /// content type, give a signup or one of the documented client errors; never a panic or a
+    /// server error. Run longer with PROPTEST_CASES=… (see the README).
+    #[test]
+    fn arbitrary_signup_bodies_never_panic_or_fail_the_server() {
+        let runtime = actix_web::rt::Runtime::new().unwrap();
+        proptest!(|(
+            body in prop_oneof![
+                proptest::collection::vec(any::<u8>(), 0..512),
+                "\\{(\"(email|password|name|role)\":(\"[^\"]{0,80}\"|[0-9]{1,5}|null|\\[\\]|\\{\\}),?){0,4}\\}"
+                    .prop_map(String::into_bytes),
+            ],
+            json in any::<bool>(),
+        )| {
+            let content_type = if json { "application/json" } else { "text/plain" };
+            let (req, mut payload) = TestRequest::post()
+                .insert_header((header::CONTENT_TYPE, content_type))
+                .set_payload(body)
+                .to_http_parts();
+            let parsed = runtime.block_on(JsonBody::<SignupBody>::from_request(&req, &mut payload));
+            let status = match parsed {
+                Ok(JsonBody(signup)) => match signup.parse() {
+                    Ok(_) => 200,
+                    Err(err) => actix_web::ResponseError::status_code(&err).as_u16(),
+                },
+                Err(err) => actix_web::ResponseError::status_code(&err).as_u16(),
+            };
+            prop_assert!([200, 400, 413, 415, 422].contains(&status), "status {status}");
+        });
+    }
 }

@@ -1,15 +1,18 @@
 //! The caller's own account: read it, change it, change the password, delete it.
 
+use std::net::IpAddr;
+
 use actix_web::http::header;
 use actix_web::{HttpResponse, web};
 use serde::Deserialize;
 
+use crate::abuse::ClientIp;
 use crate::auth::AuthUser;
 use crate::domain::{DisplayName, Email, Password};
 use crate::error::{ApiError, FieldError, TokenProblem};
-use crate::extract::JsonBody;
+use crate::extract::{JsonBody, non_null};
 use crate::startup::AppState;
-use crate::store::{self, Credentials, UserChanges};
+use crate::store::{self, Credentials, StoreError, UserChanges};
 
 pub async fn get_me(
     state: web::Data<AppState>,
@@ -27,8 +30,11 @@ pub async fn get_me(
 
 #[derive(Deserialize)]
 pub struct UpdateMeBody {
+    #[serde(default, deserialize_with = "non_null")]
     name: Option<String>,
+    #[serde(default, deserialize_with = "non_null")]
     email: Option<String>,
+    #[serde(default, deserialize_with = "non_null")]
     current_password: Option<String>,
 }
 
@@ -37,6 +43,7 @@ pub struct UpdateMeBody {
 pub async fn update_me(
     state: web::Data<AppState>,
     caller: AuthUser,
+    ClientIp(ip): ClientIp,
     JsonBody(body): JsonBody<UpdateMeBody>,
 ) -> Result<HttpResponse, ApiError> {
     let mut errors = Vec::new();
@@ -69,7 +76,7 @@ pub async fn update_me(
                 "is required to change the email",
             )]));
         };
-        check_password(&state, &credentials, current_password).await?;
+        check_password(&state, ip, &credentials, current_password).await?;
     }
     let changes = UserChanges {
         email,
@@ -79,7 +86,13 @@ pub async fn update_me(
     let change = state
         .store
         .update_user(caller.user_id, &changes, store::now())
-        .await?;
+        .await
+        .map_err(own_account)?;
+    // The new address starts unverified (the store cleared the mark); prove it is the user's.
+    if changes.email.is_some() {
+        let user = &change.value;
+        state.email.send_verification(user.id, user.email.clone());
+    }
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .json(change.value))
@@ -95,13 +108,14 @@ pub struct ChangePasswordBody {
 pub async fn change_password(
     state: web::Data<AppState>,
     caller: AuthUser,
+    ClientIp(ip): ClientIp,
     JsonBody(body): JsonBody<ChangePasswordBody>,
 ) -> Result<HttpResponse, ApiError> {
     let new_password = Password::parse(body.new_password).map_err(|msg| {
         ApiError::Validation(vec![FieldError::new("new_password", "invalid", msg)])
     })?;
     let credentials = own_credentials(&state, &caller).await?;
-    check_password(&state, &credentials, &body.current_password).await?;
+    check_password(&state, ip, &credentials, &body.current_password).await?;
     let hash = state
         .hasher
         .hash(&new_password)
@@ -111,7 +125,8 @@ pub async fn change_password(
     let change = state
         .store
         .set_password(caller.user_id, &hash, Some(caller.session_id), at)
-        .await?;
+        .await
+        .map_err(own_account)?;
     state.sessions_revoked(caller.user_id, &change.revoked, at);
     tracing::info!(
         target: "latchkey::audit",
@@ -132,12 +147,17 @@ pub struct DeleteMeBody {
 pub async fn delete_me(
     state: web::Data<AppState>,
     caller: AuthUser,
+    ClientIp(ip): ClientIp,
     JsonBody(body): JsonBody<DeleteMeBody>,
 ) -> Result<HttpResponse, ApiError> {
     let credentials = own_credentials(&state, &caller).await?;
-    check_password(&state, &credentials, &body.password).await?;
+    check_password(&state, ip, &credentials, &body.password).await?;
     let at = store::now();
-    let change = state.store.delete_user(caller.user_id, at).await?;
+    let change = state
+        .store
+        .delete_user(caller.user_id, at)
+        .await
+        .map_err(own_account)?;
     state.sessions_revoked(caller.user_id, &change.revoked, at);
     tracing::info!(
         target: "latchkey::audit",
@@ -157,27 +177,43 @@ async fn own_credentials(state: &AppState, caller: &AuthUser) -> Result<Credenti
         .ok_or(account_gone())
 }
 
-/// A wrong current password is a failed login: 401, the same answer as a bad login.
+/// A wrong current password is a failed login: 401, the same answer as a bad login, and it
+/// counts against the same rate limits and lockout.
 async fn check_password(
     state: &AppState,
+    ip: IpAddr,
     credentials: &Credentials,
     password: &str,
 ) -> Result<(), ApiError> {
+    let account = credentials.user.email.as_str();
+    state.limits.password_attempt(ip, account)?;
     let verified = state
         .hasher
         .verify(password, Some(&credentials.password_hash))
         .await
         .map_err(ApiError::Internal)?;
     if verified {
+        state.limits.password_succeeded(ip, account);
         Ok(())
     } else {
+        state.limits.password_failed(ip, account);
         Err(ApiError::InvalidCredentials)
     }
 }
 
 /// A valid signature over a user that no longer exists is a token that no longer counts.
-fn account_gone() -> ApiError {
+pub(super) fn account_gone() -> ApiError {
     ApiError::Unauthorized(TokenProblem::Invalid(
         "the account of this token no longer exists",
     ))
+}
+
+/// A store error while writing the caller's own account. The account can be deleted (by an admin,
+/// or by another request of the caller's) while a request is past the token check and verifying a
+/// password: that is the same token-whose-account-is-gone 401 as above, never a 404 for `/v1/me`.
+fn own_account(err: StoreError) -> ApiError {
+    match err {
+        StoreError::UserNotFound => account_gone(),
+        other => other.into(),
+    }
 }

@@ -1,9 +1,12 @@
 //! HTTP handlers, one module per resource.
 
 mod auth;
+mod email;
 mod health;
 mod me;
+pub mod metrics;
 mod openapi;
+mod password;
 mod sessions;
 mod users;
 
@@ -16,6 +19,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(resource("/v1/auth/refresh").route(post().to(auth::refresh)))
         .service(resource("/v1/auth/logout").route(post().to(auth::logout)))
         .service(resource("/v1/auth/verify").route(get().to(auth::verify)))
+        .service(resource("/v1/auth/password/forgot").route(post().to(password::forgot_password)))
+        .service(resource("/v1/auth/password/reset").route(post().to(password::reset_password)))
+        .service(resource("/v1/auth/email/verify").route(post().to(email::verify_email)))
+        .service(resource("/v1/auth/email/resend").route(post().to(email::resend_verification)))
         .service(
             resource("/v1/me")
                 .route(get().to(me::get_me))

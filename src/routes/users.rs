@@ -11,7 +11,7 @@ use uuid::Uuid;
 use crate::auth::AdminUser;
 use crate::domain::{DisplayName, Role};
 use crate::error::{ApiError, FieldError};
-use crate::extract::JsonBody;
+use crate::extract::{JsonBody, non_null};
 use crate::startup::AppState;
 use crate::store::{self, User, UserChanges, UserQuery};
 
@@ -78,8 +78,11 @@ pub async fn get_user(
 
 #[derive(Deserialize)]
 pub struct UpdateUserBody {
+    #[serde(default, deserialize_with = "non_null")]
     role: Option<Role>,
+    #[serde(default, deserialize_with = "non_null")]
     disabled: Option<bool>,
+    #[serde(default, deserialize_with = "non_null")]
     name: Option<String>,
 }
 
@@ -184,6 +187,7 @@ mod tests {
             name: None,
             role: Role::User,
             disabled: false,
+            email_verified: false,
             created_at: store::now(),
             updated_at: store::now(),
         };

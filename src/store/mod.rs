@@ -36,13 +36,34 @@ pub enum StoreError {
 
 impl From<sqlx::Error> for StoreError {
     fn from(err: sqlx::Error) -> Self {
-        match &err {
-            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
-                Self::Unavailable(err)
-            }
-            _ => Self::Database(err),
+        let unreachable = match &err {
+            sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::WorkerCrashed => true,
+            // SQLSTATE classes 08 (connection exception), 53 (insufficient resources) and 57
+            // (operator intervention: a server shutting down) mean "not now", not "wrong".
+            sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+                ["08", "53", "57"]
+                    .iter()
+                    .any(|class| code.starts_with(class))
+            }),
+            _ => false,
+        };
+        if unreachable {
+            Self::Unavailable(err)
+        } else {
+            Self::Database(err)
         }
     }
+}
+
+/// Connection pool usage, for the metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolStats {
+    pub connections: u32,
+    pub idle: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,6 +80,8 @@ pub struct User {
     pub name: Option<String>,
     pub role: Role,
     pub disabled: bool,
+    /// Whether the user has proven, through a mailed token, that the email is theirs.
+    pub email_verified: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -76,6 +99,8 @@ pub struct NewUser {
     pub name: Option<DisplayName>,
     pub role: Role,
     pub created_at: DateTime<Utc>,
+    /// `Some` for accounts an operator creates: the operator vouches for the address.
+    pub email_verified_at: Option<DateTime<Utc>>,
 }
 
 /// Changes to a user; `None` leaves a field as it is.
@@ -143,6 +168,33 @@ pub enum RefreshOutcome {
     Invalid,
 }
 
+/// What a mailed token is for; a token of one purpose is never accepted for the other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EmailTokenPurpose {
+    PasswordReset,
+    EmailVerification,
+}
+
+impl EmailTokenPurpose {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::PasswordReset => "password_reset",
+            Self::EmailVerification => "email_verification",
+        }
+    }
+}
+
+/// The stored form of a mailed token: its SHA-256, never the token.
+pub struct NewEmailToken {
+    pub hash: String,
+    pub user_id: Uuid,
+    pub purpose: EmailTokenPurpose,
+    /// The address the token is mailed to; the token counts only while the account has it.
+    pub email: String,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+}
+
 /// Which of a user's sessions to revoke.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RevokeScope {
@@ -170,6 +222,11 @@ pub trait Store: Send + Sync + 'static {
     async fn migrate(&self) -> Result<(), StoreError>;
 
     async fn ping(&self) -> Result<(), StoreError>;
+
+    fn pool_stats(&self) -> PoolStats;
+
+    /// Closes the pool, waiting for connections in use to be returned.
+    async fn close(&self);
 
     /// Stores `value` under `key` unless a value is there already; returns the value that won.
     async fn setting_or_insert(&self, key: &str, value: &str) -> Result<String, StoreError>;
@@ -210,7 +267,8 @@ pub trait Store: Send + Sync + 'static {
         at: DateTime<Utc>,
     ) -> Result<AccountChange<()>, StoreError>;
 
-    /// Replaces a password hash and revokes every session of the user but `keep`.
+    /// Replaces a password hash, spends the user's unused password-reset tokens (a link mailed
+    /// before the change must not undo it) and revokes every session of the user but `keep`.
     async fn set_password(
         &self,
         user_id: Uuid,
@@ -218,6 +276,37 @@ pub trait Store: Send + Sync + 'static {
         keep: Option<Uuid>,
         at: DateTime<Utc>,
     ) -> Result<AccountChange<()>, StoreError>;
+
+    /// Stores a password-reset or verification token (by hash).
+    async fn create_email_token(&self, token: &NewEmailToken) -> Result<(), StoreError>;
+
+    /// Whether a token (by hash) of `purpose` is unused, unexpired and still matches its
+    /// account's email. A read only: it spends nothing.
+    async fn email_token_is_live(
+        &self,
+        presented: &str,
+        purpose: EmailTokenPurpose,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
+
+    /// Spends a live password-reset token (by hash) and, in the same transaction, sets the
+    /// password, marks the email verified (the token proved the mailbox is the user's), spends
+    /// the user's other reset tokens and revokes every session. `None` when the token is not
+    /// live; then nothing changes. Of concurrent calls with one token, exactly one succeeds.
+    async fn reset_password(
+        &self,
+        presented: &str,
+        password_hash: &str,
+        at: DateTime<Utc>,
+    ) -> Result<Option<AccountChange<Uuid>>, StoreError>;
+
+    /// Spends a live verification token (by hash) and marks the address it was mailed to as
+    /// verified; returns the user's id, or `None` when the token is not live.
+    async fn verify_email(
+        &self,
+        presented: &str,
+        at: DateTime<Utc>,
+    ) -> Result<Option<Uuid>, StoreError>;
 
     /// Replaces a password hash with an equivalent one (a cost upgrade); sessions stay.
     async fn upgrade_password_hash(
@@ -241,6 +330,12 @@ pub trait Store: Send + Sync + 'static {
         next: &NewRefreshToken,
         reuse_since: DateTime<Utc>,
     ) -> Result<RefreshOutcome, StoreError>;
+
+    /// The user and session a refresh token (by hash) belongs to, whatever its state.
+    async fn session_of_refresh_token(
+        &self,
+        presented: &str,
+    ) -> Result<Option<(Uuid, Uuid)>, StoreError>;
 
     /// Revokes the user's live sessions in `scope` and returns their ids; on PostgreSQL other
     /// instances are notified when the transaction commits.

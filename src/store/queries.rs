@@ -20,6 +20,7 @@ pub(super) struct UserRow {
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
     disabled_at: Option<DateTime<Utc>>,
+    email_verified_at: Option<DateTime<Utc>>,
 }
 
 impl TryFrom<UserRow> for User {
@@ -37,6 +38,7 @@ impl TryFrom<UserRow> for User {
             name: row.name,
             role,
             disabled: row.disabled_at.is_some(),
+            email_verified: row.email_verified_at.is_some(),
             created_at: row.created_at,
             updated_at: row.updated_at,
         })
@@ -87,7 +89,7 @@ impl From<SessionRow> for SessionInfo {
 /// The columns of a [`UserRow`], for `concat!` into queries.
 macro_rules! user_columns {
     () => {
-        "id, email, name, role, created_at, updated_at, disabled_at"
+        "id, email, name, role, created_at, updated_at, disabled_at, email_verified_at"
     };
 }
 
@@ -124,7 +126,8 @@ macro_rules! impl_store {
             CredentialsRow, SessionRow, UserRow, map_insert_user_error, prefix_pattern, user_columns,
         };
         use $crate::store::{
-            AccountChange, Backend, Credentials, NewRefreshToken, NewSession, NewUser,
+            AccountChange, Backend, Credentials, EmailTokenPurpose, NewEmailToken,
+            NewRefreshToken, NewSession, NewUser, PoolStats,
             RefreshOutcome, RevokeScope, Rotation, SessionInfo, Store, StoreError, User,
             UserChanges, UserQuery,
         };
@@ -143,6 +146,17 @@ macro_rules! impl_store {
             async fn ping(&self) -> Result<(), StoreError> {
                 sqlx::query("SELECT 1").execute(&self.pool).await?;
                 Ok(())
+            }
+
+            fn pool_stats(&self) -> PoolStats {
+                PoolStats {
+                    connections: self.pool.size(),
+                    idle: self.pool.num_idle(),
+                }
+            }
+
+            async fn close(&self) {
+                self.pool.close().await;
             }
 
             async fn setting_or_insert(&self, key: &str, value: &str) -> Result<String, StoreError> {
@@ -257,6 +271,8 @@ macro_rules! impl_store {
                 let row: UserRow = sqlx::query_as(concat!(
                     "UPDATE users SET \
                        email = COALESCE($2, email), \
+                       email_verified_at = CASE WHEN $2 IS NULL OR $2 = email \
+                         THEN email_verified_at ELSE NULL END, \
                        name = CASE WHEN $3 THEN $4 ELSE name END, \
                        role = COALESCE($5, role), \
                        disabled_at = CASE WHEN $6 THEN $7 ELSE disabled_at END, \
@@ -329,10 +345,100 @@ macro_rules! impl_store {
                 if updated == 0 {
                     return Err(StoreError::UserNotFound);
                 }
+                spend_reset_tokens(&mut tx, user_id, at).await?;
                 let scope = keep.map_or(RevokeScope::All, RevokeScope::AllExcept);
                 let revoked = revoke_in(&mut tx, user_id, scope, at).await?;
                 tx.commit().await?;
                 Ok(AccountChange { value: (), revoked })
+            }
+
+            async fn create_email_token(&self, token: &NewEmailToken) -> Result<(), StoreError> {
+                sqlx::query(
+                    "INSERT INTO email_tokens \
+                     (token_hash, user_id, purpose, email, created_at, expires_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6)",
+                )
+                .bind(&token.hash)
+                .bind(token.user_id)
+                .bind(token.purpose.as_str())
+                .bind(&token.email)
+                .bind(token.created_at)
+                .bind(token.expires_at)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn email_token_is_live(
+                &self,
+                presented: &str,
+                purpose: EmailTokenPurpose,
+                now: DateTime<Utc>,
+            ) -> Result<bool, StoreError> {
+                let live: Option<i32> = sqlx::query_scalar(
+                    "SELECT 1 FROM email_tokens t JOIN users u ON u.id = t.user_id \
+                     WHERE t.token_hash = $1 AND t.purpose = $2 AND t.used_at IS NULL \
+                     AND t.expires_at > $3 AND u.email = t.email",
+                )
+                .bind(presented)
+                .bind(purpose.as_str())
+                .bind(now)
+                .fetch_optional(&self.pool)
+                .await?;
+                Ok(live.is_some())
+            }
+
+            async fn reset_password(
+                &self,
+                presented: &str,
+                password_hash: &str,
+                at: DateTime<Utc>,
+            ) -> Result<Option<AccountChange<Uuid>>, StoreError> {
+                let mut tx = self.pool.begin().await?;
+                let Some(user_id) =
+                    spend_email_token(&mut tx, presented, EmailTokenPurpose::PasswordReset, at)
+                        .await?
+                else {
+                    return Ok(None);
+                };
+                // The token reached the mailbox, so the address is the user's: a reset verifies
+                // it too (and is how an unverified user who cannot log in gets back in).
+                sqlx::query(
+                    "UPDATE users SET password_hash = $2, updated_at = $3, \
+                     email_verified_at = COALESCE(email_verified_at, $3) WHERE id = $1",
+                )
+                .bind(user_id)
+                .bind(password_hash)
+                .bind(at)
+                .execute(&mut *tx)
+                .await?;
+                spend_reset_tokens(&mut tx, user_id, at).await?;
+                let revoked = revoke_in(&mut tx, user_id, RevokeScope::All, at).await?;
+                tx.commit().await?;
+                Ok(Some(AccountChange { value: user_id, revoked }))
+            }
+
+            async fn verify_email(
+                &self,
+                presented: &str,
+                at: DateTime<Utc>,
+            ) -> Result<Option<Uuid>, StoreError> {
+                let mut tx = self.pool.begin().await?;
+                let user_id =
+                    spend_email_token(&mut tx, presented, EmailTokenPurpose::EmailVerification, at)
+                        .await?;
+                if let Some(user_id) = user_id {
+                    sqlx::query(
+                        "UPDATE users SET email_verified_at = $2, updated_at = $2 \
+                         WHERE id = $1 AND email_verified_at IS NULL",
+                    )
+                    .bind(user_id)
+                    .bind(at)
+                    .execute(&mut *tx)
+                    .await?;
+                    tx.commit().await?;
+                }
+                Ok(user_id)
             }
 
             async fn upgrade_password_hash(
@@ -450,6 +556,20 @@ macro_rules! impl_store {
                 Ok(RefreshOutcome::Reused { user_id, session_id, revoked_at: now })
             }
 
+            async fn session_of_refresh_token(
+                &self,
+                presented: &str,
+            ) -> Result<Option<(Uuid, Uuid)>, StoreError> {
+                let owner = sqlx::query_as(
+                    "SELECT s.user_id, s.id FROM refresh_tokens r \
+                     JOIN sessions s ON s.id = r.session_id WHERE r.token_hash = $1",
+                )
+                .bind(presented)
+                .fetch_optional(&self.pool)
+                .await?;
+                Ok(owner)
+            }
+
             async fn revoke_sessions(
                 &self,
                 user_id: Uuid,
@@ -521,8 +641,13 @@ macro_rules! impl_store {
                     .execute(&mut *tx)
                     .await?
                     .rows_affected();
+                let email_tokens = sqlx::query("DELETE FROM email_tokens WHERE expires_at <= $1")
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
                 tx.commit().await?;
-                Ok(tokens + sessions + revocations)
+                Ok(tokens + sessions + revocations + email_tokens)
             }
 
             $($extra)*
@@ -533,8 +658,9 @@ macro_rules! impl_store {
             user: &NewUser,
         ) -> Result<User, StoreError> {
             sqlx::query(
-                "INSERT INTO users (id, email, password_hash, name, role, created_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $6)",
+                "INSERT INTO users \
+                 (id, email, password_hash, name, role, created_at, updated_at, email_verified_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $6, $7)",
             )
             .bind(user.id)
             .bind(user.email.as_str())
@@ -542,6 +668,7 @@ macro_rules! impl_store {
             .bind(user.name.as_ref().map(|name| name.as_str()))
             .bind(user.role.as_str())
             .bind(user.created_at)
+            .bind(user.email_verified_at)
             .execute(&mut **tx)
             .await
             .map_err(map_insert_user_error)?;
@@ -551,6 +678,7 @@ macro_rules! impl_store {
                 name: user.name.as_ref().map(|name| name.as_str().to_owned()),
                 role: user.role,
                 disabled: false,
+                email_verified: user.email_verified_at.is_some(),
                 created_at: user.created_at,
                 updated_at: user.created_at,
             })
@@ -655,7 +783,8 @@ macro_rules! impl_store {
             now: DateTime<Utc>,
         ) -> Result<Option<User>, StoreError> {
             let owner: Option<UserRow> = sqlx::query_as(
-                "SELECT u.id, u.email, u.name, u.role, u.created_at, u.updated_at, u.disabled_at \
+                "SELECT u.id, u.email, u.name, u.role, u.created_at, u.updated_at, u.disabled_at, \
+                 u.email_verified_at \
                  FROM sessions s JOIN users u ON u.id = s.user_id \
                  WHERE s.id = $1 AND s.revoked_at IS NULL AND s.expires_at > $2 \
                  AND u.disabled_at IS NULL",
@@ -665,6 +794,46 @@ macro_rules! impl_store {
             .fetch_optional(&mut **tx)
             .await?;
             owner.map(TryInto::try_into).transpose()
+        }
+
+        /// Marks a live token (by hash) of `purpose` used, if its account still has the email it
+        /// was mailed to, and returns the account's id. The conditional UPDATE is the lock: of
+        /// concurrent callers with one token, exactly one spends it.
+        async fn spend_email_token(
+            tx: &mut sqlx::Transaction<'_, $db>,
+            presented: &str,
+            purpose: EmailTokenPurpose,
+            at: DateTime<Utc>,
+        ) -> Result<Option<Uuid>, StoreError> {
+            let user_id = sqlx::query_scalar(
+                "UPDATE email_tokens SET used_at = $3 \
+                 WHERE token_hash = $1 AND purpose = $2 AND used_at IS NULL AND expires_at > $3 \
+                 AND email = (SELECT u.email FROM users u WHERE u.id = email_tokens.user_id) \
+                 RETURNING user_id",
+            )
+            .bind(presented)
+            .bind(purpose.as_str())
+            .bind(at)
+            .fetch_optional(&mut **tx)
+            .await?;
+            Ok(user_id)
+        }
+
+        /// Spends every unused password-reset token of a user whose password just changed.
+        async fn spend_reset_tokens(
+            tx: &mut sqlx::Transaction<'_, $db>,
+            user_id: Uuid,
+            at: DateTime<Utc>,
+        ) -> Result<(), StoreError> {
+            sqlx::query(
+                "UPDATE email_tokens SET used_at = $2 \
+                 WHERE user_id = $1 AND purpose = 'password_reset' AND used_at IS NULL",
+            )
+            .bind(user_id)
+            .bind(at)
+            .execute(&mut **tx)
+            .await?;
+            Ok(())
         }
 
         async fn touch_session(

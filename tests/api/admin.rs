@@ -309,3 +309,28 @@ async fn the_last_admin_cannot_demote_disable_or_delete_themselves() {
     let response = patch_user(&app, &admin, &me, json!({ "role": "user" })).await;
     assert_eq!(response.status(), StatusCode::OK);
 }
+
+/// Found by schemathesis: `{"disabled": null}` passed for an absent member (200, nothing
+/// changed), though no member of `UpdateUserRequest` is nullable; and a `role` that was not a
+/// string at all (`null`, `5`) was answered 400 `malformed_json`, though it is valid JSON.
+#[tokio::test]
+async fn a_null_member_is_a_wrong_type_not_an_absent_one() {
+    let (app, admin) = spawn_app_with_admin().await;
+    let ada = app.signed_up("ada@example.com").await;
+    for (member, value) in [
+        ("role", json!(null)),
+        ("role", json!(5)),
+        ("disabled", json!(null)),
+        ("name", json!(null)),
+    ] {
+        let response = patch_user(&app, &admin, user_id(&ada), json!({ member: value })).await;
+        let problem = assert_problem(
+            response,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+        )
+        .await;
+        assert_eq!(problem["errors"][0]["field"], member);
+        assert_eq!(problem["errors"][0]["code"], "invalid_type");
+    }
+}

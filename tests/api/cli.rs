@@ -8,11 +8,22 @@ use serde_json::Value;
 
 use crate::helpers::{PASSWORD, TestApp, spawn_app};
 
-fn latchkey(app: &TestApp, args: &[&str], stdin: &str) -> (bool, String) {
+/// Runs the CLI to completion. The wait happens off the test's runtime thread, where the
+/// server's background tasks run: blocking it could stall them in the middle of a transaction.
+async fn latchkey(app: &TestApp, args: &[&str], stdin: &str) -> (bool, String) {
+    let database_url = app.config.database_url.clone();
+    let args: Vec<String> = args.iter().map(|arg| arg.to_string()).collect();
+    let stdin = stdin.to_owned();
+    tokio::task::spawn_blocking(move || run_cli(&database_url, &args, &stdin))
+        .await
+        .unwrap()
+}
+
+fn run_cli(database_url: &str, args: &[String], stdin: &str) -> (bool, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_latchkey"))
         .args(args)
         .env_clear()
-        .env("DATABASE_URL", &app.config.database_url)
+        .env("DATABASE_URL", database_url)
         .env("LATCHKEY_BCRYPT_COST", "4")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -48,7 +59,8 @@ async fn admin_create_makes_a_working_admin_from_stdin() {
             "--password-stdin",
         ],
         &format!("{PASSWORD}\n"),
-    );
+    )
+    .await;
 
     assert!(ok, "{output}");
     assert!(
@@ -89,7 +101,8 @@ async fn admin_create_promotes_an_existing_user_and_set_role_demotes() {
             "--password-stdin",
         ],
         &format!("{PASSWORD}\n"),
-    );
+    )
+    .await;
     assert!(ok);
 
     let (ok, output) = latchkey(
@@ -102,7 +115,8 @@ async fn admin_create_promotes_an_existing_user_and_set_role_demotes() {
             "--password-stdin",
         ],
         "some other password\n",
-    );
+    )
+    .await;
     assert!(ok, "{output}");
     assert!(output.contains("promoted"), "{output}");
     let tokens: Value = app
@@ -127,7 +141,8 @@ async fn admin_create_promotes_an_existing_user_and_set_role_demotes() {
             "user",
         ],
         "",
-    );
+    )
+    .await;
     assert!(ok, "{output}");
     // The running server learns of the CLI's revocation within a second or so.
     let access = tokens["access_token"].as_str().unwrap();
@@ -154,10 +169,11 @@ async fn the_cli_refuses_bad_input_and_the_last_admin_demotion() {
             "--password-stdin",
         ],
         "short\n",
-    );
+    )
+    .await;
     assert!(!ok, "{output}");
     assert_eq!(app.count("SELECT COUNT(*) FROM users").await, 0);
-    let (ok, _) = latchkey(
+    let (ok, output) = latchkey(
         &app,
         &[
             "admin",
@@ -167,8 +183,9 @@ async fn the_cli_refuses_bad_input_and_the_last_admin_demotion() {
             "--password-stdin",
         ],
         &format!("{PASSWORD}\n"),
-    );
-    assert!(ok);
+    )
+    .await;
+    assert!(ok, "{output}");
     let (ok, output) = latchkey(
         &app,
         &[
@@ -180,7 +197,8 @@ async fn the_cli_refuses_bad_input_and_the_last_admin_demotion() {
             "user",
         ],
         "",
-    );
+    )
+    .await;
     assert!(!ok);
     assert!(output.contains("last enabled admin"), "{output}");
     // A password is never taken from an argument.
@@ -195,7 +213,8 @@ async fn the_cli_refuses_bad_input_and_the_last_admin_demotion() {
             "secret123",
         ],
         "",
-    );
+    )
+    .await;
     assert!(!ok);
 }
 

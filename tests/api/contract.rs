@@ -16,6 +16,10 @@ const SERVED: &[&str] = &[
     "POST /v1/auth/refresh",
     "POST /v1/auth/logout",
     "GET /v1/auth/verify",
+    "POST /v1/auth/password/forgot",
+    "POST /v1/auth/password/reset",
+    "POST /v1/auth/email/verify",
+    "POST /v1/auth/email/resend",
     "GET /v1/me",
     "PATCH /v1/me",
     "DELETE /v1/me",
@@ -29,6 +33,7 @@ const SERVED: &[&str] = &[
     "GET /healthz",
     "GET /readyz",
     "GET /openapi.yaml",
+    "GET /metrics",
 ];
 
 /// `METHOD /path` for every operation under `paths:`, read from the YAML's indentation.

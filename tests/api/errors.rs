@@ -81,6 +81,63 @@ async fn a_wrong_method_is_405() {
     .await;
 }
 
+/// Found by schemathesis: serde reads a struct from a JSON array in field order, so an array that
+/// fits the fields (`[]` for a patch of optional members, this one for a signup) was accepted.
+#[tokio::test]
+async fn a_json_array_is_not_a_body_even_when_it_fits_the_fields() {
+    let app = spawn_app().await;
+    let body = serde_json::json!(["ada@example.com", "correct horse battery", null]);
+    let response = app.post_json("/v1/auth/signup", &body).await;
+    let problem = assert_problem(
+        response,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    )
+    .await;
+    assert_eq!(problem["errors"][0]["field"], "body");
+    assert_eq!(app.count("SELECT COUNT(*) FROM users").await, 0);
+}
+
+/// Found by schemathesis: the problem+json rewrite of actix's 405 dropped its `Allow` header,
+/// which RFC 9110 §15.5.6 requires.
+#[tokio::test]
+async fn a_405_lists_the_allowed_methods() {
+    let app = spawn_app().await;
+    for (method, path, allowed) in [
+        ("TRACE", "/healthz", vec!["GET"]),
+        ("GET", "/v1/auth/login", vec!["POST"]),
+        ("POST", "/v1/me", vec!["DELETE", "GET", "PATCH"]),
+        (
+            "PUT",
+            "/v1/users/7c9e6679-7425-40de-944b-e07fc1f90ae7",
+            vec!["DELETE", "GET", "PATCH"],
+        ),
+    ] {
+        let response = app
+            .client
+            .request(method.parse().unwrap(), app.url(path))
+            .send()
+            .await
+            .unwrap();
+        let allow = response
+            .headers()
+            .get("allow")
+            .unwrap_or_else(|| panic!("{method} {path}: no Allow header"))
+            .to_str()
+            .unwrap()
+            .to_owned();
+        let mut methods: Vec<&str> = allow.split(',').map(str::trim).collect();
+        methods.sort_unstable();
+        assert_eq!(methods, allowed, "{method} {path}");
+        assert_problem(
+            response,
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+        )
+        .await;
+    }
+}
+
 #[tokio::test]
 async fn every_response_carries_the_security_headers() {
     let app = spawn_app().await;

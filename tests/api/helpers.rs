@@ -32,6 +32,7 @@ pub async fn spawn_app_with(customise: impl FnOnce(&mut Config)) -> TestApp {
         // SQLite runs without a configured secret, exercising the generated one; PostgreSQL
         // refuses to start without one.
         jwt_secret: is_postgres().then(|| TEST_SECRET.to_owned()),
+        jwt_keys: Vec::new(),
         database_url,
         issuer: "latchkey".into(),
         access_ttl: 900,
@@ -40,9 +41,32 @@ pub async fn spawn_app_with(customise: impl FnOnce(&mut Config)) -> TestApp {
         refresh_reuse_interval: 10,
         prune_interval: 600,
         bcrypt_cost: 4,
+        // Tests log in many times from one address; tests/api/abuse.rs turns limits on.
+        rate_limits: false,
+        rate_login_per_ip: "20/min".parse().unwrap(),
+        rate_login_per_account: "10/min".parse().unwrap(),
+        rate_signup_per_ip: "10/min".parse().unwrap(),
+        rate_refresh_per_ip: "60/min".parse().unwrap(),
+        rate_forgot_per_ip: "20/h".parse().unwrap(),
+        rate_forgot_per_email: "5/h".parse().unwrap(),
+        rate_resend_per_user: "5/h".parse().unwrap(),
+        lockout_threshold: 5,
+        lockout_base_delay: 30,
+        trusted_proxies: Vec::new(),
+        refresh_cookie: false,
+        log_format: latchkey::telemetry::LogFormat::Text,
+        metrics: true,
+        metrics_addr: None,
         cors_origins: Vec::new(),
         bootstrap_admin_email: None,
         bootstrap_admin_password: None,
+        // Mail goes to the log unless a test starts an SMTP sink (tests/api/smtp_sink.rs).
+        public_url: "http://app.test".into(),
+        reset_ttl: 3600,
+        verify_ttl: 86_400,
+        smtp_url: None,
+        mail_from: "Latchkey <no-reply@localhost>".into(),
+        require_email_verification: false,
         hash_threads: Some(2),
         workers: Some(1),
     };
@@ -133,9 +157,17 @@ impl TestApp {
 
     /// Stops this instance and starts a new one on the same database and configuration.
     pub async fn restart(self) -> TestApp {
+        self.restart_with(|_| {}).await
+    }
+
+    /// Stops this instance and starts a new one on the same database, with `change` applied to
+    /// the configuration.
+    pub async fn restart_with(self, change: impl FnOnce(&mut Config)) -> TestApp {
         self.handle.stop(true).await;
         self.db.close().await;
-        start(self.config).await
+        let mut config = self.config;
+        change(&mut config);
+        start(config).await
     }
 
     pub async fn post_json(&self, path: &str, body: &Value) -> Response {

@@ -142,3 +142,43 @@ async fn garbage_and_oversized_bearer_tokens_are_refused() {
     assert_refused(&app, "not-a-jwt").await;
     assert_refused(&app, &"a".repeat(9 * 1024)).await;
 }
+
+#[tokio::test]
+async fn signing_keys_rotate_across_restarts_without_logging_anyone_out() {
+    let first = format!("k1:{TEST_SECRET}");
+    let second = format!("k2:{}", "second-secret-second-secret-second!");
+    let app = spawn_app_with(|config| {
+        config.jwt_secret = None;
+        config.jwt_keys = vec![first.clone()];
+    })
+    .await;
+    let before = app.signed_up("ada@example.com").await;
+    let old_token = before["access_token"].as_str().unwrap().to_owned();
+
+    // Step 1: the new key signs, the old one still verifies.
+    let app = app
+        .restart_with(|config| config.jwt_keys = vec![second.clone(), first.clone()])
+        .await;
+    assert_eq!(app.me(&old_token).await.status(), StatusCode::OK);
+    let renewed: Value = app
+        .refresh(before["refresh_token"].as_str().unwrap())
+        .await
+        .json()
+        .await
+        .unwrap();
+    let new_token = renewed["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(parts(&new_token).0["kid"], "k2");
+
+    // Step 2, once old tokens have expired: the old key goes.
+    let app = app
+        .restart_with(|config| config.jwt_keys = vec![second.clone()])
+        .await;
+    assert_eq!(app.me(&new_token).await.status(), StatusCode::OK);
+    let response = app.me(&old_token).await;
+    let challenge = response.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(challenge.contains("unknown key"), "{challenge}");
+    assert_problem(response, StatusCode::UNAUTHORIZED, "invalid_token").await;
+}

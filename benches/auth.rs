@@ -1,0 +1,118 @@
+//! Micro-benchmarks of the per-request token work, through the library's public API only:
+//! access tokens (HS256 sign and verify), refresh tokens (generate, successor, SHA-256 lookup
+//! key) and the in-memory revocation set.
+//!
+//! `cargo bench --bench auth` measures; `cargo bench --bench auth -- --test` runs every
+//! benchmark once without timing (what CI runs). Whole-server figures are in BENCHMARKS.md.
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use chrono::{TimeDelta, Utc};
+use criterion::{BatchSize, BenchmarkId, Criterion, criterion_group, criterion_main};
+use latchkey::auth::{
+    AccessTokens, JwtSecret, KeySet, RefreshToken, RefreshTokens, RevocationList,
+};
+use latchkey::domain::Role;
+use uuid::Uuid;
+
+const SECRET: &str = "benchmark-secret-benchmark-secret-0123456789";
+
+fn secret() -> JwtSecret {
+    JwtSecret::new(SECRET).expect("the benchmark secret is long enough")
+}
+
+fn access_tokens() -> AccessTokens {
+    AccessTokens::new(
+        &KeySet::single(secret()),
+        "latchkey",
+        Duration::from_secs(900),
+    )
+}
+
+fn access(c: &mut Criterion) {
+    let tokens = access_tokens();
+    let (user, session) = (Uuid::new_v4(), Uuid::new_v4());
+    let mut group = c.benchmark_group("access_token");
+    group.bench_function("issue", |b| {
+        b.iter(|| {
+            tokens
+                .issue(black_box(user), black_box(session), Role::User)
+                .expect("issues")
+        })
+    });
+    let token = tokens
+        .issue(user, session, Role::User)
+        .expect("issues")
+        .token;
+    group.bench_function("verify", |b| {
+        b.iter(|| tokens.verify(black_box(&token)).expect("verifies"))
+    });
+    // What a forged or corrupted token costs: the signature check fails.
+    let mut forged = token.clone();
+    let last = forged.pop().expect("a token is not empty");
+    forged.push(if last == 'A' { 'B' } else { 'A' });
+    group.bench_function("verify_bad_signature", |b| {
+        b.iter(|| tokens.verify(black_box(&forged)).expect_err("refused"))
+    });
+    group.finish();
+}
+
+fn refresh(c: &mut Criterion) {
+    let tokens = RefreshTokens::new(&secret());
+    let mut group = c.benchmark_group("refresh_token");
+    group.bench_function("generate", |b| b.iter(|| tokens.generate()));
+    let parent = tokens.generate();
+    group.bench_function("successor", |b| {
+        b.iter(|| tokens.successor(black_box(parent.as_str())))
+    });
+    group.bench_function("hash", |b| b.iter(|| black_box(&parent).hash()));
+    group.bench_function("hash_presented", |b| {
+        b.iter(|| RefreshToken::hash_presented(black_box(parent.as_str())))
+    });
+    // Everything a refresh does with tokens before its database transaction.
+    group.bench_function("rotate_tokens", |b| {
+        b.iter_batched(
+            || tokens.generate().into_string(),
+            |presented| {
+                let lookup = RefreshToken::hash_presented(&presented);
+                let next = tokens.successor(&presented);
+                (lookup, next.hash(), next)
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    group.finish();
+}
+
+fn revocation(c: &mut Criterion) {
+    let mut group = c.benchmark_group("revocation_list");
+    for size in [0_usize, 10_000] {
+        let list = RevocationList::new(TimeDelta::seconds(910));
+        let now = Utc::now();
+        let revoked: Vec<Uuid> = (0..size).map(|_| Uuid::new_v4()).collect();
+        list.revoke(revoked.iter().map(|id| (*id, now)));
+        assert_eq!(list.len(), size);
+        let miss = Uuid::new_v4();
+        group.bench_with_input(BenchmarkId::new("is_revoked_miss", size), &miss, |b, id| {
+            b.iter(|| list.is_revoked(black_box(id)))
+        });
+        if let Some(hit) = revoked.get(size / 2) {
+            group.bench_with_input(BenchmarkId::new("is_revoked_hit", size), hit, |b, id| {
+                b.iter(|| list.is_revoked(black_box(id)))
+            });
+        }
+    }
+    group.finish();
+}
+
+criterion_group! {
+    name = benches;
+    // Short runs: these functions take micro- or nanoseconds, and two seconds of samples are
+    // plenty for them on a 2-core machine.
+    config = Criterion::default()
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2));
+    targets = access, refresh, revocation
+}
+criterion_main!(benches);

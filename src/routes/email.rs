@@ -1,0 +1,55 @@
+//! Email verification: spend a mailed token, or ask for a new one.
+
+use actix_web::{HttpResponse, web};
+use serde::Deserialize;
+
+use super::me::account_gone;
+use super::password::Accepted;
+use crate::auth::{AuthUser, token_hash};
+use crate::error::ApiError;
+use crate::extract::JsonBody;
+use crate::startup::AppState;
+use crate::store;
+
+const VERIFICATION_SENT: &str =
+    "Unless the address is already verified, a new verification link has been sent to it.";
+
+#[derive(Deserialize)]
+pub struct VerifyEmailBody {
+    token: String,
+}
+
+/// Marks the address the token was mailed to as verified. No bearer token: the link may well be
+/// opened on another device than the one that signed up.
+pub async fn verify_email(
+    state: web::Data<AppState>,
+    JsonBody(body): JsonBody<VerifyEmailBody>,
+) -> Result<HttpResponse, ApiError> {
+    let user_id = state
+        .store
+        .verify_email(&token_hash(&body.token), store::now())
+        .await?
+        .ok_or(ApiError::InvalidVerificationToken)?;
+    tracing::info!(target: "latchkey::audit", event = "email_verified", %user_id, "email address verified");
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Mails the caller a new verification link for their current address. Earlier links keep
+/// working until they expire.
+pub async fn resend_verification(
+    state: web::Data<AppState>,
+    caller: AuthUser,
+) -> Result<HttpResponse, ApiError> {
+    state.limits.resend_verification(caller.user_id)?;
+    let user = state
+        .store
+        .user_by_id(caller.user_id)
+        .await?
+        .ok_or_else(account_gone)?;
+    if !user.email_verified {
+        state.email.send_verification(user.id, user.email);
+    }
+    Ok(HttpResponse::Accepted().json(Accepted {
+        message: VERIFICATION_SENT,
+    }))
+}

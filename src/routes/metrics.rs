@@ -1,0 +1,15 @@
+use actix_web::{HttpResponse, web};
+
+use crate::error::ApiError;
+use crate::startup::AppState;
+
+/// Prometheus text exposition.
+pub async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let text = state
+        .metrics
+        .render(state.store.as_ref())
+        .map_err(|err| ApiError::Internal(err.into()))?;
+    Ok(HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(text))
+}

@@ -1,0 +1,181 @@
+//! Refresh tokens in an HttpOnly cookie for browser apps, with the CSRF checks that go with it.
+
+use reqwest::{Response, StatusCode};
+use serde_json::{Value, json};
+
+use crate::helpers::{TestApp, assert_problem, spawn_app, spawn_app_with};
+
+const APP_ORIGIN: &str = "https://app.example.test";
+
+async fn cookie_app() -> TestApp {
+    spawn_app_with(|config| {
+        config.refresh_cookie = true;
+        config.cors_origins = vec![APP_ORIGIN.into()];
+    })
+    .await
+}
+
+/// The `latchkey_refresh` Set-Cookie header of a response.
+fn set_cookie(response: &Response) -> String {
+    response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|value| value.to_str().unwrap().to_owned())
+        .find(|value| value.starts_with("latchkey_refresh="))
+        .expect("no refresh cookie was set")
+}
+
+fn cookie_value(set_cookie: &str) -> String {
+    set_cookie
+        .split(';')
+        .next()
+        .unwrap()
+        .trim_start_matches("latchkey_refresh=")
+        .to_owned()
+}
+
+async fn post_with_cookie(
+    app: &TestApp,
+    path: &str,
+    cookie: &str,
+    headers: &[(&str, &str)],
+) -> Response {
+    let mut request = app
+        .client
+        .post(app.url(path))
+        .header("cookie", format!("latchkey_refresh={cookie}"))
+        .json(&json!({}));
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    request.send().await.unwrap()
+}
+
+#[tokio::test]
+async fn the_refresh_token_travels_only_in_a_locked_down_cookie() {
+    let app = cookie_app().await;
+
+    let response = app.signup("ada@example.com").await;
+
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let cookie = set_cookie(&response);
+    for attribute in [
+        "HttpOnly",
+        "Secure",
+        "SameSite=Strict",
+        "Path=/v1/auth",
+        "Max-Age=2592000",
+    ] {
+        assert!(
+            cookie.contains(attribute),
+            "{attribute} missing from {cookie}"
+        );
+    }
+    let body: Value = response.json().await.unwrap();
+    assert!(
+        body.get("refresh_token").is_none(),
+        "the body must not carry it: {body}"
+    );
+    assert_eq!(cookie_value(&cookie).len(), 43);
+}
+
+#[tokio::test]
+async fn refresh_and_logout_accept_the_cookie_with_the_csrf_header() {
+    let app = cookie_app().await;
+    let signup = app.signup("ada@example.com").await;
+    let first = cookie_value(&set_cookie(&signup));
+    let csrf = [("x-latchkey-csrf", "1"), ("origin", APP_ORIGIN)];
+
+    let refreshed = post_with_cookie(&app, "/v1/auth/refresh", &first, &csrf).await;
+
+    assert_eq!(refreshed.status(), StatusCode::OK);
+    let second = cookie_value(&set_cookie(&refreshed));
+    assert_ne!(first, second);
+    let body: Value = refreshed.json().await.unwrap();
+    assert_eq!(
+        app.me(body["access_token"].as_str().unwrap())
+            .await
+            .status(),
+        StatusCode::OK
+    );
+
+    let logout = app
+        .client
+        .post(app.url("/v1/auth/logout"))
+        .header("cookie", format!("latchkey_refresh={second}"))
+        .header("x-latchkey-csrf", "1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(logout.status(), StatusCode::NO_CONTENT);
+    assert!(
+        set_cookie(&logout).contains("Max-Age=0"),
+        "logout must clear the cookie"
+    );
+    assert_problem(
+        app.me(body["access_token"].as_str().unwrap()).await,
+        StatusCode::UNAUTHORIZED,
+        "invalid_token",
+    )
+    .await;
+    let after = post_with_cookie(&app, "/v1/auth/refresh", &second, &csrf).await;
+    assert_problem(after, StatusCode::UNAUTHORIZED, "invalid_refresh_token").await;
+}
+
+#[tokio::test]
+async fn a_cookie_request_without_the_header_or_from_another_origin_is_refused() {
+    let app = cookie_app().await;
+    let signup = app.signup("ada@example.com").await;
+    let token = cookie_value(&set_cookie(&signup));
+
+    let no_header = post_with_cookie(&app, "/v1/auth/refresh", &token, &[]).await;
+    assert_problem(no_header, StatusCode::FORBIDDEN, "csrf_failed").await;
+    let foreign = post_with_cookie(
+        &app,
+        "/v1/auth/refresh",
+        &token,
+        &[
+            ("x-latchkey-csrf", "1"),
+            ("origin", "https://evil.example.test"),
+        ],
+    )
+    .await;
+    assert_problem(foreign, StatusCode::FORBIDDEN, "csrf_failed").await;
+    let logout = app
+        .client
+        .post(app.url("/v1/auth/logout"))
+        .header("cookie", format!("latchkey_refresh={token}"))
+        .send()
+        .await
+        .unwrap();
+    assert_problem(logout, StatusCode::FORBIDDEN, "csrf_failed").await;
+
+    // The refused attempts spent nothing: the token still works.
+    let ok = post_with_cookie(
+        &app,
+        "/v1/auth/refresh",
+        &token,
+        &[("x-latchkey-csrf", "1")],
+    )
+    .await;
+    assert_eq!(ok.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn without_cookie_mode_no_cookie_is_set_or_read() {
+    let app = spawn_app().await;
+    let signup = app.signup("ada@example.com").await;
+    assert!(signup.headers().get("set-cookie").is_none());
+    let body: Value = signup.json().await.unwrap();
+    let token = body["refresh_token"].as_str().unwrap();
+    let response =
+        post_with_cookie(&app, "/v1/auth/refresh", token, &[("x-latchkey-csrf", "1")]).await;
+    let problem = assert_problem(
+        response,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    )
+    .await;
+    assert_eq!(problem["errors"][0]["field"], "refresh_token");
+}

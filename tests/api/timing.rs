@@ -1,0 +1,85 @@
+//! A login for an unknown email, with a wrong password, and for a disabled account take the same
+//! time, measured statistically: many interleaved samples, compared medians.
+
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use serde_json::json;
+
+use crate::helpers::{PASSWORD, TestApp, spawn_app_with};
+
+const SAMPLES: usize = 25;
+
+async fn time_login(app: &TestApp, email: &str, password: &str, expected: StatusCode) -> Duration {
+    let started = Instant::now();
+    let response = app.login(email, password).await;
+    let elapsed = started.elapsed();
+    assert_eq!(response.status(), expected);
+    elapsed
+}
+
+fn median(mut samples: Vec<Duration>) -> Duration {
+    samples.sort_unstable();
+    samples[samples.len() / 2]
+}
+
+#[tokio::test]
+async fn unknown_email_wrong_password_and_disabled_account_take_the_same_time() {
+    // A cost at which bcrypt dominates the request, as it does in production.
+    let app = spawn_app_with(|config| {
+        config.bcrypt_cost = 8;
+        config.bootstrap_admin_email = Some("root@example.com".into());
+        config.bootstrap_admin_password = Some(PASSWORD.into());
+    })
+    .await;
+    app.signed_up("ada@example.com").await;
+    let off = app.signed_up("off@example.com").await;
+    let admin: serde_json::Value = app
+        .login("root@example.com", PASSWORD)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let response = app
+        .call(
+            reqwest::Method::PATCH,
+            &format!("/v1/users/{}", off["user"]["id"].as_str().unwrap()),
+            admin["access_token"].as_str().unwrap(),
+            Some(&json!({ "disabled": true })),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+
+    let (mut unknown, mut wrong, mut disabled) = (Vec::new(), Vec::new(), Vec::new());
+    // Interleaved, so drift in the machine's load hits all three alike.
+    for _ in 0..SAMPLES {
+        unknown.push(
+            time_login(
+                &app,
+                "nobody@example.com",
+                PASSWORD,
+                StatusCode::UNAUTHORIZED,
+            )
+            .await,
+        );
+        wrong.push(
+            time_login(
+                &app,
+                "ada@example.com",
+                "wrong password",
+                StatusCode::UNAUTHORIZED,
+            )
+            .await,
+        );
+        disabled.push(time_login(&app, "off@example.com", PASSWORD, StatusCode::FORBIDDEN).await);
+    }
+    let medians = [median(unknown), median(wrong), median(disabled)];
+    let fastest = *medians.iter().min().unwrap();
+    let slowest = *medians.iter().max().unwrap();
+    // bcrypt at cost 8 takes milliseconds; a database lookup that answers "no such user"
+    // without a hash to check would show as a large relative gap.
+    assert!(
+        slowest.as_secs_f64() <= fastest.as_secs_f64() * 1.35,
+        "medians differ: {medians:?}"
+    );
+}
