@@ -186,11 +186,11 @@ run_walkthrough() {
     echo
     actual=$(cat "$dir/statuses")
     if [ "$actual" != "$expected" ]; then
-        echo "the $name walkthrough's requests got: $(echo $actual)" >&2
-        echo "its step comments promise:           $(echo $expected)" >&2
+        echo "the $name walkthrough's requests got: ${actual//$'\n'/ }" >&2
+        echo "its step comments promise:           ${expected//$'\n'/ }" >&2
         return 1
     fi
-    echo "statuses as promised: $(echo $actual)"
+    echo "statuses as promised: ${actual//$'\n'/ }"
 }
 
 step "README walkthrough: curl"

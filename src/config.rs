@@ -92,7 +92,7 @@ pub struct Config {
     pub hash_threads: Option<u16>,
 
     /// Rate limits and account lockout; `false` only for tests and benchmarks.
-    #[arg(long, env = "LATCHKEY_RATE_LIMITS", default_value_t = true, action = clap::ArgAction::Set, global = true)]
+    #[arg(long, env = "LATCHKEY_RATE_LIMITS", default_value_t = true, action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new(), global = true)]
     pub rate_limits: bool,
 
     /// Login attempts per client address, as COUNT/WINDOW (`20/min`, `5/10s`, `100/h`).
@@ -179,7 +179,7 @@ pub struct Config {
 
     /// Also hand out the refresh token as an HttpOnly, Secure, SameSite=Strict cookie (path
     /// /v1/auth) instead of in the body; refresh and logout then accept it from the cookie.
-    #[arg(long, env = "LATCHKEY_REFRESH_COOKIE", default_value_t = false, action = clap::ArgAction::Set, global = true)]
+    #[arg(long, env = "LATCHKEY_REFRESH_COOKIE", default_value_t = false, action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new(), global = true)]
     pub refresh_cookie: bool,
 
     /// Log lines as human-readable text or as JSON objects.
@@ -193,7 +193,7 @@ pub struct Config {
     pub log_format: LogFormat,
 
     /// Serve Prometheus metrics at GET /metrics.
-    #[arg(long, env = "LATCHKEY_METRICS", default_value_t = true, action = clap::ArgAction::Set, global = true)]
+    #[arg(long, env = "LATCHKEY_METRICS", default_value_t = true, action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new(), global = true)]
     pub metrics: bool,
 
     /// Serve the metrics on this separate address (e.g. 127.0.0.1:9090) instead of the API's.
@@ -265,7 +265,7 @@ pub struct Config {
 
     /// Refuse logins (403 email_not_verified, after a correct password) until the user has
     /// verified their email address.
-    #[arg(long, env = "LATCHKEY_REQUIRE_EMAIL_VERIFICATION", default_value_t = false, action = clap::ArgAction::Set, global = true)]
+    #[arg(long, env = "LATCHKEY_REQUIRE_EMAIL_VERIFICATION", default_value_t = false, action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new(), global = true)]
     pub require_email_verification: bool,
 
     /// HTTP worker threads [default: number of CPUs].
