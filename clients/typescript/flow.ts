@@ -50,6 +50,12 @@ function typeLevelChecks(): void {
 }
 void typeLevelChecks;
 
+/** In body mode (the default) the refresh token is in the token response; in cookie mode it is not. */
+function refreshTokenOf(tokens: TokenResponse): string {
+  assert.ok(tokens.refresh_token, "the token response carries no refresh_token (cookie mode?)");
+  return tokens.refresh_token;
+}
+
 async function main(): Promise<void> {
   const email = `ts-${randomUUID().slice(0, 12)}@example.com`;
   const password = "correct horse battery staple";
@@ -104,7 +110,7 @@ async function main(): Promise<void> {
 
   // Refresh: a new pair; the old refresh token is spent.
   const refreshed = await api.POST("/v1/auth/refresh", {
-    body: { refresh_token: tokens.refresh_token },
+    body: { refresh_token: refreshTokenOf(tokens) },
   });
   assert.equal(refreshed.response.status, 200);
   assert.ok(refreshed.data);
@@ -131,7 +137,9 @@ async function main(): Promise<void> {
   console.log(`me       401 ${afterProblem.code} (${afterProblem.detail})`);
 
   // And so is its refresh token.
-  const dead = await api.POST("/v1/auth/refresh", { body: { refresh_token: rotated.refresh_token } });
+  const dead = await api.POST("/v1/auth/refresh", {
+    body: { refresh_token: refreshTokenOf(rotated) },
+  });
   const deadProblem = expectProblem(dead.error, 401, "invalid_refresh_token");
   console.log(`refresh  401 ${deadProblem.code}`);
 
