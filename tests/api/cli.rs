@@ -235,3 +235,30 @@ async fn the_bootstrap_admin_is_created_once() {
         .unwrap();
     assert_eq!(tokens["user"]["role"], "admin");
 }
+
+#[tokio::test]
+async fn migrate_creates_the_schema_on_a_fresh_database_and_exits() {
+    let database_url = format!(
+        "sqlite://{}/migrate-{}.db",
+        env!("CARGO_TARGET_TMPDIR"),
+        uuid::Uuid::new_v4().simple()
+    );
+    let args = vec!["migrate".to_owned()];
+    let (ok, output) = {
+        let database_url = database_url.clone();
+        tokio::task::spawn_blocking(move || run_cli(&database_url, &args, ""))
+            .await
+            .unwrap()
+    };
+    assert!(ok, "{output}");
+    crate::helpers::install_drivers();
+    let db = sqlx::AnyPool::connect(&database_url).await.unwrap();
+    let tables: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' \
+         AND name IN ('users', 'sessions', 'refresh_tokens', 'session_revocations')",
+    )
+    .fetch_one(&db)
+    .await
+    .unwrap();
+    assert_eq!(tables, 4);
+}

@@ -114,7 +114,7 @@ async fn start(config: Config) -> TestApp {
     }
 }
 
-fn install_drivers() {
+pub fn install_drivers() {
     static DRIVERS: Once = Once::new();
     DRIVERS.call_once(sqlx::any::install_default_drivers);
 }
