@@ -19,14 +19,16 @@
 # Knobs: LOAD_SECONDS (10, each throughput run), LOAD_LOGIN_SECONDS (20), LOAD_SESSIONS (2000),
 # LOAD_POOL_MATRIX ("1:2 1:1 2:1", extra HASH_THREADS:WORKERS pairs to compare with the default
 # one; "" for none), LOAD_RUST_LOG (info, the server's default), LOAD_WAIT_QUIET (0: seconds to
-# wait for other processes to leave the CPU before starting), LOAD_KEEP=1 keeps the work dir.
+# wait, before each measurement, for other processes to leave the CPU), LOAD_KEEP=1 keeps the
+# work dir. Each measurement is reported with the share of the CPU other processes took during
+# it: on a shared machine, read the figures with that column.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 SECONDS_PER_RUN=${LOAD_SECONDS:-10}
 LOGIN_SECONDS=${LOAD_LOGIN_SECONDS:-20}
 SESSIONS=${LOAD_SESSIONS:-2000}
-POOL_MATRIX=${LOAD_POOL_MATRIX-1:2 1:1 2:1}
+POOL_MATRIX=${LOAD_POOL_MATRIX-1:2}
 SERVER_LOG_LEVEL=${LOAD_RUST_LOG:-info}
 WAIT_QUIET=${LOAD_WAIT_QUIET:-0}
 REPORT=target/load/report.md
@@ -99,14 +101,63 @@ read_child_ticks() {
     printf "%d\n", total * hz }')
 }
 
+# Before a measurement: wait (up to LOAD_WAIT_QUIET seconds) until other processes leave the CPU.
+wait_quiet() {
+  local waited=0 busy
+  busy=$(others_busy_percent)
+  while [ "$busy" -gt 15 ] && [ "$waited" -lt "$WAIT_QUIET" ]; do
+    [ "$waited" = 0 ] && echo "   (other processes keep the CPU ${busy}% busy: waiting up to ${WAIT_QUIET}s)" >&2
+    sleep 4
+    waited=$((waited + 5))
+    busy=$(others_busy_percent)
+  done
+  PHASE_BUSY=$busy
+}
+
+# Over one second: the percentage of the machine's CPU used by anything but the server under test.
+others_busy_percent() {
+  local before server_before after server_after
+  before=$(cpu_busy_ticks)
+  server_before=$(server_ticks)
+  sleep 1
+  after=$(cpu_busy_ticks)
+  server_after=$(server_ticks)
+  local percent=$(((after - before - (server_after - server_before)) * 100 / ($(getconf CLK_TCK) * CPUS)))
+  echo $((percent < 0 ? 0 : percent))
+}
+
+# The CPU ticks of the running server, all its threads.
+server_ticks() {
+  if [ -n "$SERVER_PID" ] && [ -r "/proc/$SERVER_PID/stat" ]; then
+    sed 's/.*) //' "/proc/$SERVER_PID/stat" | awk '{ print $12 + $13 }'
+  else
+    echo 0
+  fi
+}
+
+# phase_begin / phase_end bracket one measurement; phase_end sets PHASE_OTHERS, the percentage of
+# the machine's CPU that processes other than this script's (server, wrk, examples) took meanwhile.
+phase_begin() {
+  wait_quiet
+  read_child_ticks
+  PHASE_C0=$CHILD_TICKS
+  PHASE_S0=$(server_ticks)
+  PHASE_T0=$(cpu_busy_ticks)
+  PHASE_W0=$(date +%s.%N)
+}
+phase_end() {
+  local busy server wall
+  busy=$(($(cpu_busy_ticks) - PHASE_T0))
+  server=$(($(server_ticks) - PHASE_S0))
+  read_child_ticks
+  wall=$(awk -v a="$PHASE_W0" -v b="$(date +%s.%N)" 'BEGIN { print b - a }')
+  PHASE_OTHERS=$(awk -v busy="$busy" -v ours="$((server + CHILD_TICKS - PHASE_C0))" -v wall="$wall" \
+    -v hz="$(getconf CLK_TCK)" -v cpus="$CPUS" 'BEGIN {
+      others = (busy - ours) * 100 / (wall * hz * cpus)
+      printf "%d\n", others < 0 ? 0 : others }')
+}
+
 busy=$(cpu_busy_percent 3)
-waited=0
-while [ "$busy" -gt 25 ] && [ "$waited" -lt "$WAIT_QUIET" ]; do
-  echo "other processes keep the CPU ${busy}% busy; waiting (${waited}s of ${WAIT_QUIET}s)" >&2
-  sleep 20
-  waited=$((waited + 23))
-  busy=$(cpu_busy_percent 3)
-done
 record "machine nproc=$CPUS cpu=$(awk -F': ' '/^model name/{ gsub(/ /, "_", $2); print $2; exit }' /proc/cpuinfo)" \
   "mem_gib=$(awk '/^MemTotal/{ printf "%.1f", $2 / 1048576 }' /proc/meminfo)" \
   "busy_before=$busy loadavg_before=$(cut -d' ' -f1 /proc/loadavg)"
@@ -163,13 +214,19 @@ record_log() { # SUITE LABEL
 wrk_run() {
   local suite=$1 label=$2 threads=$3 connections=$4 duration=$5
   shift 5
-  local out=$WORK/wrk-$suite-$label.txt
+  local out=$WORK/wrk-$suite-$label.txt bracket=1
+  if [ "${IN_PHASE:-0}" = 1 ]; then bracket=0; fi
+  [ "$bracket" = 0 ] || phase_begin
   env LOAD_THREADS="$threads" "$@" wrk -t"$threads" -c"$connections" -d"${duration}s" \
     --timeout 10s -s bench/load.lua "$BASE" >"$out" 2>&1 || { cat "$out" >&2; die "wrk failed"; }
+  [ "$bracket" = 0 ] || phase_end
   local result
   result=$(grep '^RESULT ' "$out" | cut -d' ' -f2-) || { cat "$out" >&2; die "wrk printed no result"; }
+  if [ "$bracket" = 1 ]; then
+    result="$result busy_before=$PHASE_BUSY others=$PHASE_OTHERS"
+  fi
   record "$suite $label conns=$connections $result"
-  echo "   $label (c=$connections): $(echo "$result" | grep -oE 'rps=[^ ]+|p99_ms=[^ ]+|non2xx=[^ ]+' | tr '\n' ' ')" >&2
+  echo "   $label (c=$connections): $(echo "$result" | grep -oE '(rps|p99_ms|non2xx|others)=[^ ]+' | tr '\n' ' ')" >&2
 }
 
 GET_ME=(LOAD_MODE=get LOAD_PATH=/v1/me)
@@ -179,22 +236,34 @@ PACED_VERIFY=(LOAD_MODE=get LOAD_PATH=/v1/auth/verify LOAD_PACE_MS=10)
 # second on, the paced verify load.
 login_and_verify() {
   local suite=$1 suffix=$2
+  phase_begin
   env LOAD_MODE=login LOAD_EMAIL="$LOGIN_EMAIL" LOAD_PASSWORD="$PASSWORD" \
     wrk -t1 -c8 -d"$((SECONDS_PER_RUN + 4))s" --timeout 10s -s bench/load.lua "$BASE" \
     >"$WORK/wrk-$suite-login_bg$suffix.txt" 2>&1 &
   local login_pid=$!
   BACKGROUND_PIDS+=("$login_pid")
   sleep 2
-  wrk_run "$suite" "verify_paced_under_login$suffix" 1 16 "$SECONDS_PER_RUN" \
+  IN_PHASE=1 wrk_run "$suite" "verify_paced_under_login$suffix" 1 16 "$SECONDS_PER_RUN" \
     LOAD_ACCESS_TOKEN="$ACCESS" "${PACED_VERIFY[@]}"
   wait "$login_pid" || die "the background login load failed"
-  record "$suite login_during_verify$suffix conns=8 $(grep '^RESULT ' "$WORK/wrk-$suite-login_bg$suffix.txt" | cut -d' ' -f2-)"
+  phase_end
+  local extra="busy_before=$PHASE_BUSY others=$PHASE_OTHERS"
+  sed -i "\$s/\$/ $extra/" "$RESULTS"
+  record "$suite login_during_verify$suffix conns=8 $(grep '^RESULT ' "$WORK/wrk-$suite-login_bg$suffix.txt" | cut -d' ' -f2-) $extra"
 }
 
 # --- raw bcrypt ----------------------------------------------------------------------------------
 say "raw bcrypt at cost 12: $CPUS threads, then 1"
-record "raw $(target/release/examples/bcrypt_rate "$CPUS" 12 8 | cut -d' ' -f2-)"
-record "raw1 $(target/release/examples/bcrypt_rate 1 12 8 | cut -d' ' -f2-)"
+# measured CPUS COMMAND…: runs a measuring example inside a phase, prints its line and the phase.
+measured() {
+  local line
+  phase_begin
+  line=$("$@" | cut -d' ' -f2-)
+  phase_end
+  echo "$line busy_before=$PHASE_BUSY others=$PHASE_OTHERS"
+}
+record "raw $(measured target/release/examples/bcrypt_rate "$CPUS" 12 8)"
+record "raw1 $(measured target/release/examples/bcrypt_rate 1 12 8)"
 
 # --- one database --------------------------------------------------------------------------------
 suite() { # NAME DATABASE_URL
@@ -212,7 +281,7 @@ suite() { # NAME DATABASE_URL
   stop_server
 
   say "[$name] the database's own rotate transaction, 8 clients"
-  record "$name rotate $(target/release/examples/rotate_rate "$url" "$pool_email" 8 "$SECONDS_PER_RUN" | cut -d' ' -f2-)"
+  record "$name rotate $(measured target/release/examples/rotate_rate "$url" "$pool_email" 8 "$SECONDS_PER_RUN")"
 
   say "[$name] the server at bcrypt cost 12, defaults otherwise"
   start_server "$name" "$url" 12
@@ -292,7 +361,9 @@ w = out.append
 w(f"Machine: {machine.get('nproc')} CPUs, {machine.get('cpu', '?').replace('_', ' ')}, "
   f"{machine.get('mem_gib')} GiB; CPU {machine.get('busy_before')}% busy and load average "
   f"{machine.get('loadavg_before')} just before the run.")
-w(f"Raw bcrypt, cost 12 (examples/bcrypt_rate): {raw:.2f}/s on {cpus} threads, {raw1:.2f}/s on 1.")
+w(f"Raw bcrypt, cost 12 (examples/bcrypt_rate): {raw:.2f}/s on {cpus} threads, {raw1:.2f}/s on 1 "
+  f"(other processes took {get('raw').get('others', '?')}% and {get('raw1').get('others', '?')}% "
+  f"of the CPU meanwhile).")
 for suite in ("sqlite", "postgres"):
     if not get(suite, "healthz"):
         continue
@@ -334,8 +405,9 @@ for suite in ("sqlite", "postgres"):
     ratio("peak RSS at 256 connections", f"{peak_mb:.1f} MB", "≤ 40 MB", peak_mb <= 40,
           "VmHWM over the whole run")
     w("")
-    w("| Load | Connections | Requests/s | p50 ms | p99 ms | max ms | non-2xx | socket errors | statuses |")
-    w("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    w("| Load | Connections | Requests/s | p50 ms | p99 ms | max ms | non-2xx | socket errors "
+      f"| statuses | others' CPU{' (PostgreSQL in it)' if suite == 'postgres' else ''} |")
+    w("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for label, title in [
         ("healthz", "GET /healthz"),
         ("verify", "GET /v1/auth/verify"),
@@ -354,14 +426,14 @@ for suite in ("sqlite", "postgres"):
                             ("connect_errors", "read_errors", "write_errors", "timeouts"))
         w(f"| {title} | {row['conns']} | {num(row['rps']):,.1f} | {num(row['p50_ms']):.2f} | "
           f"{num(row['p99_ms']):.2f} | {num(row['max_ms']):.1f} | {row['non2xx']} | {socket_errors} | "
-          f"{row.get('statuses', '-')} |")
+          f"{row.get('statuses', '-')} | {row.get('others', '?')}% |")
     before = get(suite, "rss_before_256")
     w("")
     w(f"Server RSS: {num(before.get('vmrss_kb')) / 1024:.1f} MB before the 256-connection load, "
       f"{num(rss.get('vmrss_kb')) / 1024:.1f} MB after it, peak {peak_mb:.1f} MB. "
       f"Server log: {log.get('five_xx')} answers 5xx, {log.get('warnings')} warnings, "
       f"{log.get('errors')} errors. DB rotate: {rotate.get('rotations')} rotations, "
-      f"{rotate.get('failures')} failures.")
+      f"{rotate.get('failures')} failures, others' CPU {rotate.get('others', '?')}%.")
     w(f"Other processes used {others.get('cpu_percent')}% of the machine's CPU during this suite "
       f"({others.get('seconds')} s{', PostgreSQL included' if suite == 'postgres' else ''}); "
       f"load average {others.get('loadavg_after')} at its end.")
@@ -372,8 +444,8 @@ for suite in ("sqlite", "postgres"):
         w("")
         w("| LATCHKEY_HASH_THREADS:WORKERS | login/s alone | vs raw bcrypt (all cores) | "
           "verify p99 alone ms | verify p99 under login ms | ratio | verify/s under login | "
-          "login/s under verify |")
-        w("| --- | --- | --- | --- | --- | --- | --- | --- |")
+          "login/s under verify | others' CPU |")
+        w("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
         entries = [("", f"{cpus}:{cpus} (default)")] + [
             ("@" + (e if ":" in e else f"{e}:{cpus}"), e if ":" in e else f"{e}:{cpus}")
             for e in matrix]
@@ -385,7 +457,8 @@ for suite in ("sqlite", "postgres"):
             w(f"| {title} | {num(lg['rps']):.2f} | {num(lg['rps']) / raw:.2f} | "
               f"{num(pa['p99_ms']):.2f} | {num(un['p99_ms']):.2f} | "
               f"{num(un['p99_ms']) / num(pa['p99_ms']):.1f} | {num(un['rps']):,.0f} | "
-              f"{num(lv['rps']):.2f} |")
+              f"{num(lv['rps']):.2f} | {lg.get('others', '?')}%, {pa.get('others', '?')}%, "
+              f"{un.get('others', '?')}% |")
 print("\n".join(out))
 PY
 cat "$REPORT"
