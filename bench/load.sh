@@ -330,6 +330,10 @@ if [ -n "$PG_URL" ]; then
   suite postgres "$PG_URL"
 fi
 
+# The ceiling again at the end: the better of the two counts (other work only ever lowers it).
+say "raw bcrypt at cost 12 again: $CPUS threads"
+record "raw_end $(measured target/release/examples/bcrypt_rate "$CPUS" 12 8)"
+
 # --- the report ----------------------------------------------------------------------------------
 mkdir -p "$(dirname "$REPORT")"
 python3 - "$RESULTS" "$CPUS" "$POOL_MATRIX" >"$REPORT" <<'PY'
@@ -353,7 +357,8 @@ def num(value):
 
 
 machine = get("machine")
-raw = num(get("raw").get("per_second"))
+raw_start, raw_end = num(get("raw").get("per_second")), num(get("raw_end").get("per_second"))
+raw = max(raw_start, raw_end)
 raw1 = num(get("raw1").get("per_second"))
 field_notes_rotate = {"sqlite": 2400.0, "postgres": 4900.0}
 out = []
@@ -361,9 +366,10 @@ w = out.append
 w(f"Machine: {machine.get('nproc')} CPUs, {machine.get('cpu', '?').replace('_', ' ')}, "
   f"{machine.get('mem_gib')} GiB; CPU {machine.get('busy_before')}% busy and load average "
   f"{machine.get('loadavg_before')} just before the run.")
-w(f"Raw bcrypt, cost 12 (examples/bcrypt_rate): {raw:.2f}/s on {cpus} threads, {raw1:.2f}/s on 1 "
-  f"(other processes took {get('raw').get('others', '?')}% and {get('raw1').get('others', '?')}% "
-  f"of the CPU meanwhile).")
+w(f"Raw bcrypt, cost 12 (examples/bcrypt_rate): {raw:.2f}/s on {cpus} threads (the better of "
+  f"{raw_start:.2f}/s at the start and {raw_end:.2f}/s at the end; other processes took "
+  f"{get('raw').get('others', '?')}% and {get('raw_end').get('others', '?')}% of the CPU meanwhile), "
+  f"{raw1:.2f}/s on 1.")
 for suite in ("sqlite", "postgres"):
     if not get(suite, "healthz"):
         continue
