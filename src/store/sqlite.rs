@@ -24,6 +24,9 @@ impl SqliteStore {
             .foreign_keys(true);
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
+            // The database is a file opened in this process: a connection cannot be dropped by a
+            // server, and the check costs a round trip to the connection's thread per query.
+            .test_before_acquire(false)
             .acquire_timeout(Duration::from_secs(3))
             .connect_with(options)
             .await?;
