@@ -3,7 +3,7 @@ use std::time::Duration;
 
 use sqlx::postgres::{PgListener, PgPool, PgPoolOptions};
 
-use super::queries::impl_store;
+use super::queries::{WriteTx, impl_store};
 use crate::auth::RevocationList;
 
 /// Channel on which instances announce revoked session ids to each other.
@@ -25,12 +25,26 @@ impl PostgresStore {
             .await?;
         Ok(Self { pool })
     }
+
+    /// PostgreSQL's row locks order concurrent writers; nothing to add.
+    async fn begin_write(&self) -> Result<WriteTx<sqlx::Postgres>, sqlx::Error> {
+        Ok(WriteTx::new(self.pool.begin().await?, None))
+    }
+
+    async fn begin_exclusive(&self) -> Result<WriteTx<sqlx::Postgres>, sqlx::Error> {
+        let mut tx = self.begin_write().await?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(ACCOUNT_LOCK_KEY)
+            .execute(&mut *tx)
+            .await?;
+        Ok(tx)
+    }
 }
 
 /// Announces revoked sessions to every instance; PostgreSQL delivers the notifications when the
 /// transaction commits, and drops them if it rolls back.
 async fn notify_revoked(
-    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    tx: &mut WriteTx<sqlx::Postgres>,
     session_ids: &[uuid::Uuid],
 ) -> Result<(), sqlx::Error> {
     if session_ids.is_empty() {
@@ -47,17 +61,6 @@ async fn notify_revoked(
 /// Key of the advisory lock that serialises account changes which could remove the last admin:
 /// two admins demoting each other at once would otherwise both see the other still in place.
 const ACCOUNT_LOCK_KEY: i64 = 0x6c61_7463_686b;
-
-async fn begin_exclusive(
-    pool: &PgPool,
-) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error> {
-    let mut tx = pool.begin().await?;
-    sqlx::query("SELECT pg_advisory_xact_lock($1)")
-        .bind(ACCOUNT_LOCK_KEY)
-        .execute(&mut *tx)
-        .await?;
-    Ok(tx)
-}
 
 /// Listens for revocations until the connection drops. Each (re)connection listens first and
 /// then reloads recent revocations from the table, so nothing revoked meanwhile is missed.

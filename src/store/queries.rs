@@ -5,11 +5,51 @@
 //! both databases. [`impl_store!`] stamps them into each backend's `Store` impl: code generic over
 //! `sqlx::Database` would need a trait bound for every type of every query.
 
+use std::ops::{Deref, DerefMut};
+
 use chrono::{DateTime, Utc};
+use tokio::sync::OwnedMutexGuard;
 use uuid::Uuid;
 
 use super::{Credentials, SessionInfo, StoreError, User};
 use crate::domain::Role;
+
+/// A write transaction, holding its backend's turn to write for as long as it lives (SQLite: see
+/// `SqliteStore::begin_write`). Dereferences to the connection, as `sqlx::Transaction` does.
+pub(super) struct WriteTx<DB: sqlx::Database> {
+    // Declared before the turn, so a dropped transaction starts its rollback before the next
+    // writer's turn begins.
+    tx: sqlx::Transaction<'static, DB>,
+    _turn: Option<OwnedMutexGuard<()>>,
+}
+
+impl<DB: sqlx::Database> WriteTx<DB> {
+    pub(super) fn new(
+        tx: sqlx::Transaction<'static, DB>,
+        turn: Option<OwnedMutexGuard<()>>,
+    ) -> Self {
+        Self { tx, _turn: turn }
+    }
+
+    /// Commits, and only then gives up the turn.
+    pub(super) async fn commit(self) -> Result<(), sqlx::Error> {
+        self.tx.commit().await
+    }
+}
+
+impl<DB: sqlx::Database> Deref for WriteTx<DB> {
+    type Target = DB::Connection;
+
+    fn deref(&self) -> &DB::Connection {
+        &self.tx
+    }
+}
+
+impl<DB: sqlx::Database> DerefMut for WriteTx<DB> {
+    fn deref_mut(&mut self) -> &mut DB::Connection {
+        &mut self.tx
+    }
+}
 
 #[derive(sqlx::FromRow)]
 pub(super) struct UserRow {
@@ -112,10 +152,11 @@ pub(super) fn map_insert_user_error(err: sqlx::Error) -> StoreError {
 }
 
 /// Implements [`super::Store`] for a backend struct with a `pool` field. The invoking module
-/// provides `notify_revoked(&mut tx, &ids)`, which tells other instances about revocations, and
-/// `begin_exclusive(&pool)`, a transaction that no other exclusive one runs beside (so two
-/// admins cannot demote each other at once), and may add backend-specific trait methods after
-/// the migrator.
+/// imports [`WriteTx`], provides `notify_revoked(&mut tx, &ids)`, which tells other instances
+/// about revocations, and gives the struct two methods: `begin_write()`, the transaction every
+/// write runs in, and `begin_exclusive()`, a write transaction that no other exclusive one runs
+/// beside (so two admins cannot demote each other at once). It may add backend-specific trait
+/// methods after the migrator.
 macro_rules! impl_store {
     ($store:ty, $db:ty, $backend:expr, $migrator:expr $(, $extra:item)* $(,)?) => {
         use chrono::{DateTime, Utc};
@@ -180,9 +221,7 @@ macro_rules! impl_store {
                 session: &NewSession,
                 refresh: &NewRefreshToken,
             ) -> Result<User, StoreError> {
-                // Every transaction here starts with a write, so SQLite takes its write lock at
-                // once instead of failing to upgrade a read lock under contention.
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.begin_write().await?;
                 let created = insert_user(&mut tx, user).await?;
                 insert_session(&mut tx, session, refresh).await?;
                 tx.commit().await?;
@@ -190,7 +229,7 @@ macro_rules! impl_store {
             }
 
             async fn create_account(&self, user: &NewUser) -> Result<User, StoreError> {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.begin_write().await?;
                 let created = insert_user(&mut tx, user).await?;
                 tx.commit().await?;
                 Ok(created)
@@ -248,7 +287,7 @@ macro_rules! impl_store {
                 changes: &UserChanges,
                 at: DateTime<Utc>,
             ) -> Result<AccountChange<User>, StoreError> {
-                let mut tx = begin_exclusive(&self.pool).await?;
+                let mut tx = self.begin_exclusive().await?;
                 let current: User = sqlx::query_as::<_, UserRow>(concat!(
                     "SELECT ", user_columns!(), " FROM users WHERE id = $1"
                 ))
@@ -304,7 +343,7 @@ macro_rules! impl_store {
                 id: Uuid,
                 at: DateTime<Utc>,
             ) -> Result<AccountChange<()>, StoreError> {
-                let mut tx = begin_exclusive(&self.pool).await?;
+                let mut tx = self.begin_exclusive().await?;
                 let role: Option<(String, Option<DateTime<Utc>>)> =
                     sqlx::query_as("SELECT role, disabled_at FROM users WHERE id = $1")
                         .bind(id)
@@ -332,7 +371,7 @@ macro_rules! impl_store {
                 keep: Option<Uuid>,
                 at: DateTime<Utc>,
             ) -> Result<AccountChange<()>, StoreError> {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.begin_write().await?;
                 let updated = sqlx::query(
                     "UPDATE users SET password_hash = $2, updated_at = $3 WHERE id = $1",
                 )
@@ -394,7 +433,7 @@ macro_rules! impl_store {
                 password_hash: &str,
                 at: DateTime<Utc>,
             ) -> Result<Option<AccountChange<Uuid>>, StoreError> {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.begin_write().await?;
                 let Some(user_id) =
                     spend_email_token(&mut tx, presented, EmailTokenPurpose::PasswordReset, at)
                         .await?
@@ -423,7 +462,7 @@ macro_rules! impl_store {
                 presented: &str,
                 at: DateTime<Utc>,
             ) -> Result<Option<Uuid>, StoreError> {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.begin_write().await?;
                 let user_id =
                     spend_email_token(&mut tx, presented, EmailTokenPurpose::EmailVerification, at)
                         .await?;
@@ -446,11 +485,13 @@ macro_rules! impl_store {
                 user_id: Uuid,
                 password_hash: &str,
             ) -> Result<(), StoreError> {
+                let mut tx = self.begin_write().await?;
                 sqlx::query("UPDATE users SET password_hash = $2 WHERE id = $1")
                     .bind(user_id)
                     .bind(password_hash)
-                    .execute(&self.pool)
+                    .execute(&mut *tx)
                     .await?;
+                tx.commit().await?;
                 Ok(())
             }
 
@@ -459,7 +500,7 @@ macro_rules! impl_store {
                 session: &NewSession,
                 refresh: &NewRefreshToken,
             ) -> Result<(), StoreError> {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.begin_write().await?;
                 insert_session(&mut tx, session, refresh).await?;
                 tx.commit().await?;
                 Ok(())
@@ -472,7 +513,7 @@ macro_rules! impl_store {
                 reuse_since: DateTime<Utc>,
             ) -> Result<RefreshOutcome, StoreError> {
                 let now = next.created_at;
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.begin_write().await?;
                 // The conditional UPDATE is the lock: of concurrent refreshes with one token,
                 // exactly one sees `rotated_at IS NULL`; the others wait for it to commit and
                 // then find the token rotated.
@@ -576,7 +617,7 @@ macro_rules! impl_store {
                 scope: RevokeScope,
                 at: DateTime<Utc>,
             ) -> Result<Vec<Uuid>, StoreError> {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.begin_write().await?;
                 let revoked = revoke_in(&mut tx, user_id, scope, at).await?;
                 tx.commit().await?;
                 Ok(revoked)
@@ -619,7 +660,7 @@ macro_rules! impl_store {
                 now: DateTime<Utc>,
                 revoked_before: DateTime<Utc>,
             ) -> Result<u64, StoreError> {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.begin_write().await?;
                 let tokens = sqlx::query("DELETE FROM refresh_tokens WHERE expires_at <= $1")
                     .bind(now)
                     .execute(&mut *tx)
@@ -654,7 +695,7 @@ macro_rules! impl_store {
         }
 
         async fn insert_user(
-            tx: &mut sqlx::Transaction<'_, $db>,
+            tx: &mut WriteTx<$db>,
             user: &NewUser,
         ) -> Result<User, StoreError> {
             sqlx::query(
@@ -686,7 +727,7 @@ macro_rules! impl_store {
 
         /// Fails with `LastAdmin` unless an enabled admin other than `id` exists.
         async fn ensure_another_admin(
-            tx: &mut sqlx::Transaction<'_, $db>,
+            tx: &mut WriteTx<$db>,
             id: Uuid,
         ) -> Result<(), StoreError> {
             let others: i64 = sqlx::query_scalar(
@@ -703,7 +744,7 @@ macro_rules! impl_store {
 
         /// Revokes the user's live sessions in `scope` and records the revocations.
         async fn revoke_in(
-            tx: &mut sqlx::Transaction<'_, $db>,
+            tx: &mut WriteTx<$db>,
             user_id: Uuid,
             scope: RevokeScope,
             at: DateTime<Utc>,
@@ -728,7 +769,7 @@ macro_rules! impl_store {
 
         /// Keeps revocations beyond the life of their session rows, and tells other instances.
         async fn record_revocations(
-            tx: &mut sqlx::Transaction<'_, $db>,
+            tx: &mut WriteTx<$db>,
             session_ids: &[Uuid],
             at: DateTime<Utc>,
         ) -> Result<(), StoreError> {
@@ -747,7 +788,7 @@ macro_rules! impl_store {
         }
 
         async fn insert_session(
-            tx: &mut sqlx::Transaction<'_, $db>,
+            tx: &mut WriteTx<$db>,
             session: &NewSession,
             refresh: &NewRefreshToken,
         ) -> Result<(), StoreError> {
@@ -778,7 +819,7 @@ macro_rules! impl_store {
 
         /// The owner of a session that is neither revoked nor past its absolute lifetime.
         async fn live_session_owner(
-            tx: &mut sqlx::Transaction<'_, $db>,
+            tx: &mut WriteTx<$db>,
             session_id: Uuid,
             now: DateTime<Utc>,
         ) -> Result<Option<User>, StoreError> {
@@ -800,7 +841,7 @@ macro_rules! impl_store {
         /// was mailed to, and returns the account's id. The conditional UPDATE is the lock: of
         /// concurrent callers with one token, exactly one spends it.
         async fn spend_email_token(
-            tx: &mut sqlx::Transaction<'_, $db>,
+            tx: &mut WriteTx<$db>,
             presented: &str,
             purpose: EmailTokenPurpose,
             at: DateTime<Utc>,
@@ -821,7 +862,7 @@ macro_rules! impl_store {
 
         /// Spends every unused password-reset token of a user whose password just changed.
         async fn spend_reset_tokens(
-            tx: &mut sqlx::Transaction<'_, $db>,
+            tx: &mut WriteTx<$db>,
             user_id: Uuid,
             at: DateTime<Utc>,
         ) -> Result<(), StoreError> {
@@ -837,7 +878,7 @@ macro_rules! impl_store {
         }
 
         async fn touch_session(
-            tx: &mut sqlx::Transaction<'_, $db>,
+            tx: &mut WriteTx<$db>,
             session_id: Uuid,
             now: DateTime<Utc>,
         ) -> Result<(), StoreError> {

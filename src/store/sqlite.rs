@@ -1,16 +1,22 @@
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
-use super::queries::impl_store;
+use super::queries::{WriteTx, impl_store};
+
+/// How long a write may wait for its turn; SQLite's own busy timeout, for the same reason.
+const WRITE_TURN_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The embedded database of a single-process deployment: one file, WAL mode.
 #[derive(Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// This process's turn to write; see [`SqliteStore::begin_write`].
+    writer: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl SqliteStore {
@@ -20,7 +26,7 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             // NORMAL is durable across application crashes in WAL mode and much faster than FULL.
             .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(Duration::from_secs(5))
+            .busy_timeout(WRITE_TURN_TIMEOUT)
             .foreign_keys(true);
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
@@ -30,7 +36,28 @@ impl SqliteStore {
             .acquire_timeout(Duration::from_secs(3))
             .connect_with(options)
             .await?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            writer: Arc::default(),
+        })
+    }
+
+    /// SQLite has one write lock, and a writer that finds it taken sleeps in the busy handler and
+    /// polls, so under contention newcomers overtake waiters and a refresh could wait over a
+    /// second. Writers of this process queue first, in order (tokio's mutex is fair), and each
+    /// takes the lock with `BEGIN IMMEDIATE` when its turn comes: exclusive among writers, and no
+    /// read lock to upgrade later. Another process (the admin CLI) still meets the busy handler.
+    async fn begin_write(&self) -> Result<WriteTx<sqlx::Sqlite>, sqlx::Error> {
+        let turn = tokio::time::timeout(WRITE_TURN_TIMEOUT, self.writer.clone().lock_owned())
+            .await
+            .map_err(|_| sqlx::Error::PoolTimedOut)?;
+        let tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        Ok(WriteTx::new(tx, Some(turn)))
+    }
+
+    /// Every write transaction is already exclusive here.
+    async fn begin_exclusive(&self) -> Result<WriteTx<sqlx::Sqlite>, sqlx::Error> {
+        self.begin_write().await
     }
 }
 
@@ -40,18 +67,10 @@ const REVOCATION_POLL: Duration = Duration::from_secs(1);
 /// One process is the only instance: its own revocation list is updated by the caller, and
 /// revocations by other processes are picked up by polling.
 async fn notify_revoked(
-    _tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    _tx: &mut WriteTx<sqlx::Sqlite>,
     _session_ids: &[uuid::Uuid],
 ) -> Result<(), sqlx::Error> {
     Ok(())
-}
-
-/// `BEGIN IMMEDIATE` takes SQLite's one write lock up front: exclusive among writers, and no
-/// read lock to upgrade later.
-async fn begin_exclusive(
-    pool: &SqlitePool,
-) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error> {
-    pool.begin_with("BEGIN IMMEDIATE").await
 }
 
 impl_store!(
