@@ -34,6 +34,10 @@ pub enum StoreError {
     Migration(#[from] sqlx::migrate::MigrateError),
 }
 
+/// SQLite's primary result codes for "the database is locked" (the low byte of an extended code).
+const SQLITE_BUSY: i32 = 5;
+const SQLITE_LOCKED: i32 = 6;
+
 impl From<sqlx::Error> for StoreError {
     fn from(err: sqlx::Error) -> Self {
         let unreachable = match &err {
@@ -42,13 +46,22 @@ impl From<sqlx::Error> for StoreError {
             | sqlx::Error::Io(_)
             | sqlx::Error::Tls(_)
             | sqlx::Error::WorkerCrashed => true,
-            // SQLSTATE classes 08 (connection exception), 53 (insufficient resources) and 57
-            // (operator intervention: a server shutting down) mean "not now", not "wrong".
-            sqlx::Error::Database(db) => db.code().is_some_and(|code| {
-                ["08", "53", "57"]
-                    .iter()
-                    .any(|class| code.starts_with(class))
-            }),
+            // SQLite: BUSY or LOCKED, another process held the write lock past the busy
+            // timeout. PostgreSQL: SQLSTATE classes 08 (connection exception), 53 (insufficient
+            // resources) and 57 (operator intervention: a server shutting down). All mean "not
+            // now", not "wrong".
+            sqlx::Error::Database(db) => {
+                let code = db.code().unwrap_or_default();
+                if db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
+                    code.parse::<i32>().is_ok_and(|extended| {
+                        matches!(extended & 0xff, SQLITE_BUSY | SQLITE_LOCKED)
+                    })
+                } else {
+                    ["08", "53", "57"]
+                        .iter()
+                        .any(|class| code.starts_with(class))
+                }
+            }
             _ => false,
         };
         if unreachable {

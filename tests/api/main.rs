@@ -5,6 +5,7 @@ mod abuse;
 mod account;
 mod admin;
 mod cli;
+mod contention;
 mod contract;
 mod cookie;
 mod cors;
