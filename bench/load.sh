@@ -17,7 +17,7 @@
 # database it is given: give it a throwaway one.
 #
 # Knobs: LOAD_SECONDS (10, each throughput run), LOAD_LOGIN_SECONDS (20), LOAD_SESSIONS (2000),
-# LOAD_POOL_MATRIX ("1:2 1:1 2:1", extra HASH_THREADS:WORKERS pairs to compare with the default
+# LOAD_POOL_MATRIX ("1:2", extra HASH_THREADS:WORKERS pairs to compare with the default
 # one; "" for none), LOAD_RUST_LOG (info, the server's default), LOAD_WAIT_QUIET (0: seconds to
 # wait, before each measurement, for other processes to leave the CPU), LOAD_KEEP=1 keeps the
 # work dir. Each measurement is reported with the share of the CPU other processes took during
