@@ -192,13 +192,19 @@ pub struct Config {
     )]
     pub log_format: LogFormat,
 
-    /// Serve Prometheus metrics at GET /metrics.
+    /// Collect Prometheus metrics, served at GET /metrics where LATCHKEY_METRICS_ADDR or
+    /// LATCHKEY_METRICS_ON_API says.
     #[arg(long, env = "LATCHKEY_METRICS", default_value_t = true, action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new(), global = true)]
     pub metrics: bool,
 
-    /// Serve the metrics on this separate address (e.g. 127.0.0.1:9090) instead of the API's.
+    /// Serve GET /metrics on this address of its own (e.g. 127.0.0.1:9090), for the scraper.
     #[arg(long, env = "LATCHKEY_METRICS_ADDR", global = true)]
     pub metrics_addr: Option<String>,
+
+    /// Also serve GET /metrics on the API's own listener, to anyone who can reach the API. Off by
+    /// default: the metrics describe traffic and users' activity.
+    #[arg(long, env = "LATCHKEY_METRICS_ON_API", default_value_t = false, action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new(), global = true)]
+    pub metrics_on_api: bool,
 
     /// Browser origins allowed to call the API (CORS), comma-separated and exact, like
     /// `https://app.example.com`. None by default.

@@ -15,7 +15,7 @@ use tokio::task::JoinHandle;
 use uuid::Uuid;
 
 use crate::abuse::{Limits, TrustedProxies};
-use crate::accounts;
+use crate::accounts::{self, BootstrapOutcome};
 use crate::auth::{
     AccessTokens, CSRF_HEADER, JwtSecret, KeySet, PasswordHasher, RefreshCookie, RefreshTokens,
     RevocationList, random_token,
@@ -134,7 +134,13 @@ impl Application {
 
         let cors_origins = config.cors_origins.clone();
         let cookie_mode = config.refresh_cookie;
-        let metrics_here = config.metrics && config.metrics_addr.is_none();
+        // /metrics is not public unless the operator says so: an API listener faces the internet.
+        let metrics_here = config.metrics && config.metrics_on_api;
+        if config.metrics && !config.metrics_on_api && config.metrics_addr.is_none() {
+            tracing::info!(
+                "metrics are collected but not served: set LATCHKEY_METRICS_ADDR to scrape them"
+            );
+        }
         let metrics_server = match (&config.metrics_addr, config.metrics) {
             (Some(addr), true) => Some(metrics_server(addr, state.clone())?),
             _ => None,
@@ -275,8 +281,20 @@ async fn bootstrap_admin(
         .map_err(|why| anyhow::anyhow!("LATCHKEY_BOOTSTRAP_ADMIN_EMAIL {why}"))?;
     let password = Password::parse(password.clone())
         .map_err(|why| anyhow::anyhow!("LATCHKEY_BOOTSTRAP_ADMIN_PASSWORD {why}"))?;
-    if accounts::bootstrap_admin(store, hasher, &email, &password).await? {
-        tracing::info!(target: "latchkey::audit", event = "admin_bootstrapped", email = %email, "bootstrap admin created");
+    match accounts::bootstrap_admin(store, hasher, &email, &password).await? {
+        BootstrapOutcome::Created => {
+            tracing::info!(target: "latchkey::audit", event = "admin_bootstrapped", email = %email, "bootstrap admin created");
+        }
+        BootstrapOutcome::AlreadyAdmin => {}
+        // Not fatal: after a deliberate demotion every restart would fail. But the operator must
+        // hear of it, since it is also what a squatted address looks like.
+        BootstrapOutcome::NotAdmin => tracing::warn!(
+            target: "latchkey::audit",
+            event = "admin_bootstrap_refused",
+            email = %email,
+            "LATCHKEY_BOOTSTRAP_ADMIN_EMAIL names an existing account that is not an admin; it \
+             was not promoted. Promote it with `latchkey admin set-role` if it is yours"
+        ),
     }
     Ok(())
 }

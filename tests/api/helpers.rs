@@ -57,6 +57,7 @@ pub async fn spawn_app_with(customise: impl FnOnce(&mut Config)) -> TestApp {
         log_format: latchkey::telemetry::LogFormat::Text,
         metrics: true,
         metrics_addr: None,
+        metrics_on_api: false,
         cors_origins: Vec::new(),
         bootstrap_admin_email: None,
         bootstrap_admin_password: None,
