@@ -260,6 +260,12 @@ pub struct Config {
     #[arg(long, env = "LATCHKEY_SMTP_URL", hide_env_values = true, global = true)]
     pub smtp_url: Option<String>,
 
+    /// Without LATCHKEY_SMTP_URL, write the links of unsent mails to the log even though the
+    /// server listens on a non-loopback address. Development only: whoever reads that log can
+    /// reset any account's password. On a loopback address the links are always logged.
+    #[arg(long, env = "LATCHKEY_MAIL_LOG_LINKS", default_value_t = false, action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new(), global = true)]
+    pub mail_log_links: bool,
+
     /// Sender of outgoing mail, as `Name <address>` or a bare address.
     #[arg(
         long,
@@ -321,6 +327,18 @@ impl Config {
 
     pub fn prune_interval(&self) -> Duration {
         Duration::from_secs(self.prune_interval)
+    }
+
+    /// Whether the API listens only where the machine itself can reach it: how a developer's
+    /// `cargo run` looks, unlike any deployment.
+    pub fn listens_on_loopback(&self) -> bool {
+        match self.addr.parse::<std::net::SocketAddr>() {
+            Ok(addr) => addr.ip().is_loopback(),
+            Err(_) => self
+                .addr
+                .rsplit_once(':')
+                .is_some_and(|(host, _)| host.eq_ignore_ascii_case("localhost")),
+        }
     }
 
     pub fn hash_threads(&self) -> usize {

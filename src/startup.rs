@@ -83,6 +83,7 @@ impl Application {
     /// Opens and migrates the database, prepares the keys and binds the listener. The server
     /// starts serving when [`Application::run_until_stopped`] is awaited.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
+        warn_about_unsafe_settings(&config);
         let store = store::connect(&config.database_url)
             .await
             .context("could not open the database")?;
@@ -223,6 +224,23 @@ impl Application {
         }
         self.store.close().await;
         result
+    }
+}
+
+/// Settings that tests and benchmarks need and production must not have: allowed, but loudly.
+fn warn_about_unsafe_settings(config: &Config) {
+    if config.bcrypt_cost < 10 {
+        tracing::warn!(
+            "LATCHKEY_BCRYPT_COST is {}: below 10, hashes from a stolen database are cheap to \
+             crack. Use 10 or more (12 is the default) outside tests and benchmarks.",
+            config.bcrypt_cost
+        );
+    }
+    if !config.rate_limits {
+        tracing::warn!(
+            "LATCHKEY_RATE_LIMITS is off: nothing limits password guessing, signups or reset \
+             mails, and there is no lockout. For tests and benchmarks only."
+        );
     }
 }
 

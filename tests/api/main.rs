@@ -24,6 +24,7 @@ mod refresh;
 mod restart;
 mod revocation;
 mod rotation;
+mod safe_defaults;
 mod sessions;
 mod signup;
 mod smtp_sink;
