@@ -85,6 +85,55 @@ fn create_private(path: &Path) -> Result<(), sqlx::Error> {
     }
 }
 
+/// How far back the first poll looks: revocations committed while the server was starting, after
+/// it loaded the list, are not missed (the list ignores the ones it has).
+const FIRST_POLL_OVERLAP: chrono::TimeDelta = chrono::TimeDelta::minutes(1);
+
+type Revocations = Vec<(uuid::Uuid, chrono::DateTime<chrono::Utc>)>;
+
+impl SqliteStore {
+    /// Revocations committed after the one numbered `cursor` (on the first poll, `None`: the
+    /// recent ones), and the cursor for the next poll. By sequence, not by time: a writer in
+    /// another process takes its timestamp before it waits for the write lock, so a time window
+    /// could miss its revocation, while the numbers follow the order of commits (SQLite has one
+    /// writer at a time).
+    async fn revocations_after(
+        &self,
+        cursor: Option<i64>,
+    ) -> Result<(Revocations, i64), sqlx::Error> {
+        let rows: Vec<(i64, uuid::Uuid, chrono::DateTime<chrono::Utc>)> =
+            match cursor {
+                Some(cursor) => sqlx::query_as(
+                    "SELECT seq, session_id, revoked_at FROM session_revocations WHERE seq > $1",
+                )
+                .bind(cursor)
+                .fetch_all(&self.pool)
+                .await?,
+                // One statement, so the newest row fixes the cursor in the same snapshot.
+                None => {
+                    sqlx::query_as(
+                        "SELECT seq, session_id, revoked_at FROM session_revocations \
+                     WHERE revoked_at > $1 \
+                     OR seq = (SELECT MAX(seq) FROM session_revocations)",
+                    )
+                    .bind(crate::store::now() - FIRST_POLL_OVERLAP)
+                    .fetch_all(&self.pool)
+                    .await?
+                }
+            };
+        let next = rows
+            .iter()
+            .map(|(seq, _, _)| *seq)
+            .max()
+            .unwrap_or(cursor.unwrap_or(0));
+        let revoked = rows
+            .into_iter()
+            .map(|(_, session_id, revoked_at)| (session_id, revoked_at))
+            .collect();
+        Ok((revoked, next))
+    }
+}
+
 /// How often the server looks for revocations made by another process (the admin CLI).
 const REVOCATION_POLL: Duration = Duration::from_secs(1);
 
@@ -109,12 +158,14 @@ impl_store!(
         let store = self.clone();
         tokio::spawn(async move {
             let mut ticker = tokio::time::interval(REVOCATION_POLL);
+            let mut cursor = None;
             loop {
                 ticker.tick().await;
-                // Overlapping windows: a revocation committed just before a poll is not missed.
-                let since = crate::store::now() - 5 * REVOCATION_POLL;
-                match store.revocations_since(since).await {
-                    Ok(revoked) => revocations.revoke(revoked),
+                match store.revocations_after(cursor).await {
+                    Ok((revoked, next)) => {
+                        revocations.revoke(revoked);
+                        cursor = Some(next);
+                    }
                     Err(err) => tracing::warn!(error = %err, "polling for revocations failed"),
                 }
             }

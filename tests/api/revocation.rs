@@ -84,3 +84,41 @@ async fn a_logout_on_one_instance_is_honoured_by_another_within_a_second() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// Security review: the SQLite server polled revocations by a time window, and a revocation
+/// committed by another process (the admin CLI) with a timestamp taken before it waited for the
+/// write lock fell outside it and never reached the running server.
+#[tokio::test]
+async fn a_revocation_committed_late_by_another_process_still_reaches_the_server() {
+    if is_postgres() {
+        return;
+    }
+    let app = spawn_app().await;
+    let tokens = app.signed_up("ada@example.com").await;
+    let access = tokens["access_token"].as_str().unwrap();
+    assert_eq!(app.me(access).await.status(), StatusCode::OK);
+    // Let the server's first polls pass, so only the later ones can see the revocation.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+
+    // What the CLI writes when its timestamp is a minute older than its commit.
+    let stale = "strftime('%Y-%m-%dT%H:%M:%f+00:00', 'now', '-60 seconds')";
+    sqlx::query(&format!("UPDATE sessions SET revoked_at = {stale}"))
+        .execute(&app.db)
+        .await
+        .unwrap();
+    sqlx::query(&format!(
+        "INSERT INTO session_revocations (session_id, revoked_at) SELECT id, {stale} FROM sessions"
+    ))
+    .execute(&app.db)
+    .await
+    .unwrap();
+
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while app.me(access).await.status() != StatusCode::UNAUTHORIZED {
+        assert!(
+            Instant::now() < deadline,
+            "the revocation never reached the running server"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
