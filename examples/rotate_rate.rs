@@ -56,7 +56,7 @@ async fn main() -> anyhow::Result<()> {
             user_agent: Some("rotate_rate".to_owned()),
             ip: Some("127.0.0.1".to_owned()),
         };
-        store.create_session(&session, &first).await?;
+        store.create_session(&session, &first, u32::MAX).await?;
         tasks.push(tokio::spawn(async move {
             let (mut current, mut rotations, mut failures) = (first.hash, 0_u64, 0_u64);
             while Instant::now() < deadline {

@@ -74,6 +74,11 @@ pub struct Config {
     #[arg(long, env = "LATCHKEY_SESSION_MAX_AGE", default_value_t = 90 * 86_400, value_parser = clap::value_parser!(u64).range(60..), global = true)]
     pub session_max_age: u64,
 
+    /// Live sessions one user may have; a login past it revokes their oldest session, so
+    /// repeated logins cannot grow the session list without bound.
+    #[arg(long, env = "LATCHKEY_MAX_SESSIONS_PER_USER", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=10_000), global = true)]
+    pub max_sessions_per_user: u32,
+
     /// Seconds after a refresh during which the same refresh token may be presented again (two
     /// tabs refreshing at once) and gets the same new token instead of revoking the session.
     #[arg(long, env = "LATCHKEY_REFRESH_REUSE_INTERVAL", default_value_t = 10, value_parser = clap::value_parser!(u64).range(0..=300), global = true)]

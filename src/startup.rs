@@ -46,6 +46,7 @@ pub struct AppState {
     pub refresh_ttl: TimeDelta,
     pub refresh_reuse_interval: TimeDelta,
     pub session_max_age: TimeDelta,
+    pub max_sessions_per_user: u32,
     pub metrics: Metrics,
     pub email: EmailFlows,
 }
@@ -131,6 +132,7 @@ impl Application {
             refresh_ttl: TimeDelta::from_std(config.refresh_ttl())?,
             refresh_reuse_interval: TimeDelta::from_std(config.refresh_reuse_interval())?,
             session_max_age: TimeDelta::from_std(config.session_max_age())?,
+            max_sessions_per_user: config.max_sessions_per_user,
         });
 
         let cors_origins = config.cors_origins.clone();

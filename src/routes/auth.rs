@@ -181,7 +181,11 @@ pub async fn login(
     upgrade_hash(&state, &credentials, &body.password).await;
     let user = credentials.user;
     let (session, refresh_token, refresh) = new_session(&state, &req, ip, user.id);
-    state.store.create_session(&session, &refresh).await?;
+    let evicted = state
+        .store
+        .create_session(&session, &refresh, state.max_sessions_per_user)
+        .await?;
+    state.sessions_revoked(user.id, &evicted, session.created_at);
     state.metrics.login(true);
     tracing::info!(
         target: "latchkey::audit",

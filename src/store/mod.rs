@@ -346,11 +346,14 @@ pub trait Store: Send + Sync + 'static {
         password_hash: &str,
     ) -> Result<(), StoreError>;
 
+    /// Stores a new session of a user and revokes their oldest live sessions beyond the newest
+    /// `max_sessions`; returns the ids of those it revoked.
     async fn create_session(
         &self,
         session: &NewSession,
         refresh: &NewRefreshToken,
-    ) -> Result<(), StoreError>;
+        max_sessions: u32,
+    ) -> Result<Vec<Uuid>, StoreError>;
 
     /// Presents the refresh token whose hash is `presented`. `next` is its successor, stored if
     /// the token is live; a token rotated at or after `reuse_since` counts as a concurrent

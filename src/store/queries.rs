@@ -499,11 +499,29 @@ macro_rules! impl_store {
                 &self,
                 session: &NewSession,
                 refresh: &NewRefreshToken,
-            ) -> Result<(), StoreError> {
+                max_sessions: u32,
+            ) -> Result<Vec<Uuid>, StoreError> {
+                let now = session.created_at;
                 let mut tx = self.begin_write().await?;
                 insert_session(&mut tx, session, refresh).await?;
+                // The user's live sessions past the newest `max_sessions`, the new one included.
+                let revoked: Vec<Uuid> = sqlx::query_scalar(
+                    "UPDATE sessions SET revoked_at = $2 \
+                     WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > $2 \
+                     AND id NOT IN ( \
+                       SELECT id FROM sessions \
+                       WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > $2 \
+                       ORDER BY created_at DESC, id DESC LIMIT $3) \
+                     RETURNING id",
+                )
+                .bind(session.user_id)
+                .bind(now)
+                .bind(i64::from(max_sessions))
+                .fetch_all(&mut *tx)
+                .await?;
+                record_revocations(&mut tx, &revoked, now).await?;
                 tx.commit().await?;
-                Ok(())
+                Ok(revoked)
             }
 
             async fn refresh_session(

@@ -39,6 +39,7 @@ pub async fn spawn_app_with(customise: impl FnOnce(&mut Config)) -> TestApp {
         refresh_ttl: 30 * 86_400,
         session_max_age: 90 * 86_400,
         refresh_reuse_interval: 10,
+        max_sessions_per_user: 100,
         prune_interval: 600,
         bcrypt_cost: 4,
         // Tests log in many times from one address; tests/api/abuse.rs turns limits on.

@@ -222,3 +222,44 @@ async fn another_users_session_or_a_bad_id_is_404() {
     let response = delete(&app, access(&ada), "not-a-uuid").await;
     assert_problem(response, StatusCode::NOT_FOUND, "not_found").await;
 }
+
+/// Security review: every login added a session, so repeated logins grew a user's session list
+/// (and the table) without bound.
+#[tokio::test]
+async fn logins_past_the_cap_revoke_the_oldest_sessions() {
+    let app = crate::helpers::spawn_app_with(|config| config.max_sessions_per_user = 3).await;
+    let first = app.signed_up("ada@example.com").await;
+    let mut logins = Vec::new();
+    for device in ["phone", "laptop", "tablet"] {
+        logins.push(login_from(&app, device).await);
+    }
+
+    let first_access = first["access_token"].as_str().unwrap();
+    assert_eq!(
+        app.me(first_access).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_problem(
+        app.refresh(first["refresh_token"].as_str().unwrap()).await,
+        StatusCode::UNAUTHORIZED,
+        "invalid_refresh_token",
+    )
+    .await;
+    let newest = logins[2]["access_token"].as_str().unwrap();
+    let listed = list(&app, newest).await;
+    let mut agents: Vec<&str> = listed
+        .iter()
+        .map(|session| session["user_agent"].as_str().unwrap_or(""))
+        .collect();
+    agents.sort_unstable();
+    assert_eq!(agents, ["laptop", "phone", "tablet"]);
+    for login in &logins {
+        let access = login["access_token"].as_str().unwrap();
+        assert_eq!(app.me(access).await.status(), StatusCode::OK);
+    }
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM sessions WHERE revoked_at IS NULL")
+            .await,
+        3
+    );
+}
