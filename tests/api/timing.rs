@@ -1,5 +1,6 @@
-//! A login for an unknown email, with a wrong password, and for a disabled account take the same
-//! time, measured statistically: many interleaved samples, compared medians.
+//! A login for an unknown email, with a wrong password, for a disabled account and for an account
+//! whose hash has an older, lower cost take the same time, measured statistically: many
+//! interleaved samples, compared medians.
 
 use std::time::{Duration, Instant};
 
@@ -81,5 +82,50 @@ async fn unknown_email_wrong_password_and_disabled_account_take_the_same_time() 
     assert!(
         slowest.as_secs_f64() <= fastest.as_secs_f64() * 1.35,
         "medians differ: {medians:?}"
+    );
+}
+
+/// After `LATCHKEY_BCRYPT_COST` is raised, accounts whose hash still has the old cost must not
+/// answer a wrong password faster than an unknown email does: that would list dormant accounts.
+#[tokio::test]
+async fn an_account_with_an_older_cheaper_hash_answers_as_slowly_as_an_unknown_email() {
+    let app = spawn_app_with(|config| config.bcrypt_cost = 8).await;
+    app.signed_up("old@example.com").await;
+    // The hash it would have kept from before the cost was raised.
+    let old_hash = bcrypt::hash(PASSWORD, 4).unwrap();
+    sqlx::query("UPDATE users SET password_hash = $1 WHERE email = $2")
+        .bind(old_hash)
+        .bind("old@example.com")
+        .execute(&app.db)
+        .await
+        .unwrap();
+
+    let (mut unknown, mut old) = (Vec::new(), Vec::new());
+    for _ in 0..SAMPLES {
+        unknown.push(
+            time_login(
+                &app,
+                "nobody@example.com",
+                "wrong password",
+                StatusCode::UNAUTHORIZED,
+            )
+            .await,
+        );
+        old.push(
+            time_login(
+                &app,
+                "old@example.com",
+                "wrong password",
+                StatusCode::UNAUTHORIZED,
+            )
+            .await,
+        );
+    }
+    let (unknown, old) = (median(unknown), median(old));
+    let (fastest, slowest) = (unknown.min(old), unknown.max(old));
+    // Unpadded, cost 4 against cost 8 is a sixteenth of the hashing time.
+    assert!(
+        slowest.as_secs_f64() <= fastest.as_secs_f64() * 1.35,
+        "medians differ: unknown {unknown:?}, older hash {old:?}"
     );
 }
