@@ -64,30 +64,50 @@ impl PasswordHasher {
     /// Checks `password` against `stored_hash`, or against the dummy hash when there is no
     /// account, spending the same time either way. A password bcrypt would truncate never matches.
     ///
+    /// New hashes are made from the password's NFKC form ([`Password::parse`]), so that form is
+    /// tried first. Hashes made before passwords were normalized are of the password as typed:
+    /// when that differs, it is tried too, and a match asks for a re-hash. The unknown-email
+    /// path makes the same tries, so it still takes as long.
+    ///
     /// A stored hash of a lower cost (made before `LATCHKEY_BCRYPT_COST` was raised) verifies
-    /// in a fraction of the time, which would tell dormant accounts from unknown emails. So the
-    /// check is padded with verifications of the ladder's hashes at each cost from the stored
+    /// in a fraction of the time, which would tell dormant accounts from unknown emails. So each
+    /// try is padded with verifications of the ladder's hashes at each cost from the stored
     /// one up to the configured one: bcrypt's work doubles with each cost step, so
     /// 2^stored + 2^stored + … + 2^(configured-1) is exactly 2^configured, the work of the
     /// dummy check. Padding with real bcrypt work rather than a sleep keeps it exact under load:
     /// a sleep would neither take a core nor queue for the hashing pool like a verify does.
-    pub async fn verify(&self, password: &str, stored_hash: Option<&str>) -> anyhow::Result<bool> {
-        let candidate = password.to_owned();
+    pub async fn verify(
+        &self,
+        password: &str,
+        stored_hash: Option<&str>,
+    ) -> anyhow::Result<Verification> {
+        let raw = password.to_owned();
         let account_exists = stored_hash.is_some();
         let hash = stored_hash.map_or_else(|| self.dummy_hash().to_owned(), str::to_owned);
         let this = self.clone();
-        let matches = self
+        let verification = self
             .run(move || {
-                let within_limit = candidate.len() <= Password::MAX_BYTES;
-                let matches = this.verify_padded(&candidate, &hash);
-                Ok(within_limit && matches)
+                let normalized = Password::normalize(&raw);
+                if this.verify_padded(&normalized, &hash) {
+                    return Ok(Verification::Match);
+                }
+                if raw != normalized && this.verify_padded(&raw, &hash) {
+                    return Ok(Verification::MatchAsTyped);
+                }
+                Ok(Verification::Mismatch)
             })
             .await?;
-        Ok(account_exists && matches)
+        Ok(if account_exists {
+            verification
+        } else {
+            Verification::Mismatch
+        })
     }
 
-    /// The blocking part of [`PasswordHasher::verify`] for one candidate.
+    /// One padded try of [`PasswordHasher::verify`]; bcrypt would cut a candidate over 72 bytes
+    /// and match on its first 72, so such a candidate is a mismatch (after the same work).
     fn verify_padded(&self, candidate: &str, hash: &str) -> bool {
+        let within_limit = candidate.len() <= Password::MAX_BYTES;
         let configured = self.ladder.len() - 1;
         let (matches, pads) = match bcrypt::verify(candidate, hash) {
             Ok(matches) => {
@@ -102,7 +122,7 @@ impl PasswordHasher {
             // `black_box`: the result is unused, and the work must not be optimised away.
             std::hint::black_box(bcrypt::verify(std::hint::black_box(candidate), pad).ok());
         }
-        matches
+        within_limit && matches
     }
 
     /// The ladder's top rung, at the configured cost (`new` made sure there is one).
@@ -123,6 +143,24 @@ impl PasswordHasher {
         tokio::task::spawn_blocking(job)
             .await
             .context("the bcrypt task panicked")?
+    }
+}
+
+/// The outcome of [`PasswordHasher::verify`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verification {
+    /// A wrong password, or no such account.
+    Mismatch,
+    /// The password's normalized form matches.
+    Match,
+    /// Only the password as typed matches: the hash predates normalization and should be
+    /// replaced with one of the normalized form.
+    MatchAsTyped,
+}
+
+impl Verification {
+    pub fn matches(self) -> bool {
+        self != Self::Mismatch
     }
 }
 
@@ -150,12 +188,14 @@ mod tests {
                 .verify("correct horse battery", Some(&hash))
                 .await
                 .unwrap()
+                .matches()
         );
         assert!(
             !hasher
                 .verify("correct horse battery!", Some(&hash))
                 .await
                 .unwrap()
+                .matches()
         );
     }
 
@@ -178,6 +218,7 @@ mod tests {
                 .verify("latchkey timing-equaliser password", None)
                 .await
                 .unwrap()
+                .matches()
         );
     }
 
@@ -187,7 +228,48 @@ mod tests {
         let password = Password::parse("x".repeat(72)).unwrap();
         let hash = hasher.hash(&password).await.unwrap();
         let longer = format!("{}tail", "x".repeat(72));
-        assert!(!hasher.verify(&longer, Some(&hash)).await.unwrap());
+        assert!(!hasher.verify(&longer, Some(&hash)).await.unwrap().matches());
+    }
+
+    #[tokio::test]
+    async fn the_normalized_form_is_checked_first_then_the_form_as_typed() {
+        let hasher = hasher().await;
+        let composed = "caf\u{e9} au lait";
+        let decomposed = "cafe\u{301} au lait";
+        let new = hasher
+            .hash(&Password::parse(decomposed.into()).unwrap())
+            .await
+            .unwrap();
+        for typed in [composed, decomposed] {
+            let verification = hasher.verify(typed, Some(&new)).await.unwrap();
+            assert_eq!(verification, Verification::Match);
+        }
+        let legacy = bcrypt::hash(decomposed, 4).unwrap();
+        let verification = hasher.verify(decomposed, Some(&legacy)).await.unwrap();
+        assert_eq!(verification, Verification::MatchAsTyped);
+        let verification = hasher.verify(composed, Some(&legacy)).await.unwrap();
+        assert_eq!(verification, Verification::Mismatch);
+    }
+
+    #[tokio::test]
+    async fn the_72_byte_limit_applies_to_each_form_tried() {
+        let hasher = hasher().await;
+        // 108 bytes as typed, 72 normalized: the normalized form is within the limit.
+        let typed = "e\u{301}".repeat(36);
+        let hash = hasher
+            .hash(&Password::parse(typed.clone()).unwrap())
+            .await
+            .unwrap();
+        assert!(hasher.verify(&typed, Some(&hash)).await.unwrap().matches());
+        // A legacy hash of the first 72 bytes as typed does not match the longer typed form.
+        let legacy = bcrypt::hash(&typed.as_bytes()[..72], 4).unwrap();
+        assert!(
+            !hasher
+                .verify(&typed, Some(&legacy))
+                .await
+                .unwrap()
+                .matches()
+        );
     }
 
     #[tokio::test]
@@ -198,6 +280,7 @@ mod tests {
                 .verify("whatever1", Some("not-a-hash"))
                 .await
                 .unwrap()
+                .matches()
         );
     }
 }

@@ -7,7 +7,7 @@ use std::net::IpAddr;
 
 use super::sessions::revoke_sessions;
 use crate::abuse::ClientIp;
-use crate::auth::{AuthUser, RefreshToken, VerifiedToken};
+use crate::auth::{AuthUser, RefreshToken, Verification, VerifiedToken};
 use crate::domain::{DisplayName, Email, Password, Role};
 use crate::error::{ApiError, FieldError, TokenProblem};
 use crate::extract::JsonBody;
@@ -145,12 +145,12 @@ pub async fn login(
     let credentials = state.store.credentials_by_email(&email).await?;
     let stored_hash = credentials.as_ref().map(|c| c.password_hash.as_str());
     let known_user = credentials.as_ref().map(|c| c.user.id.to_string());
-    let verified = state
+    let verification = state
         .hasher
         .verify(&body.password, stored_hash)
         .await
         .map_err(ApiError::Internal)?;
-    let Some(credentials) = credentials.filter(|_| verified) else {
+    let Some(credentials) = credentials.filter(|_| verification.matches()) else {
         state.limits.password_failed(ip, email.as_str());
         state.metrics.login(false);
         tracing::info!(
@@ -176,7 +176,7 @@ pub async fn login(
         }
         return Err(ApiError::EmailNotVerified);
     }
-    upgrade_hash(&state, &credentials, &body.password).await;
+    upgrade_hash(&state, &credentials, &body.password, verification).await;
     let user = credentials.user;
     let (session, refresh_token, refresh) = new_session(&state, &req, ip, user.id);
     state.store.create_session(&session, &refresh).await?;
@@ -326,13 +326,23 @@ pub async fn verify(caller: AuthUser) -> HttpResponse {
 }
 
 /// Re-hashes the password at the configured cost when the stored hash has another one, so a
-/// raised `LATCHKEY_BCRYPT_COST` reaches every active user without a reset. Best effort: the
-/// login succeeds whether or not the upgrade does, and the next login tries again.
-async fn upgrade_hash(state: &AppState, credentials: &Credentials, password: &str) {
-    if !state.hasher.needs_upgrade(&credentials.password_hash) {
+/// raised `LATCHKEY_BCRYPT_COST` reaches every active user without a reset, and from its
+/// normalized form when only the form as typed matched (a hash from before passwords were
+/// normalized). Best effort: the login succeeds whether or not the upgrade does, and the next
+/// login tries again.
+async fn upgrade_hash(
+    state: &AppState,
+    credentials: &Credentials,
+    password: &str,
+    verification: Verification,
+) {
+    if verification != Verification::MatchAsTyped
+        && !state.hasher.needs_upgrade(&credentials.password_hash)
+    {
         return;
     }
     // A password set under older rules cannot be re-hashed as a `Password`; it keeps its hash.
+    // `parse` normalizes, so the new hash is of the normalized form.
     let Ok(password) = Password::parse(password.to_owned()) else {
         return;
     };

@@ -17,6 +17,7 @@ mod login;
 mod logout;
 mod mail_log;
 mod me;
+mod normalization;
 mod operations;
 mod password_reset;
 mod process;
