@@ -1,5 +1,6 @@
 use actix_web::http::header;
 use actix_web::{FromRequest, HttpRequest, HttpResponse, HttpResponseBuilder, web};
+use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -103,7 +104,7 @@ pub async fn signup(
         created_at: now,
         email_verified_at: None,
     };
-    let (session, refresh_token, refresh) = new_session(&state, &req, ip, new_user.id);
+    let (session, refresh_token, refresh) = new_session(&state, &req, ip, new_user.id)?;
     let user = state
         .store
         .create_user(&new_user, &session, &refresh)
@@ -178,7 +179,7 @@ pub async fn login(
     }
     upgrade_hash(&state, &credentials, &body.password, verification).await;
     let user = credentials.user;
-    let (session, refresh_token, refresh) = new_session(&state, &req, ip, user.id);
+    let (session, refresh_token, refresh) = new_session(&state, &req, ip, user.id)?;
     state.store.create_session(&session, &refresh).await?;
     state.metrics.login(true);
     tracing::info!(
@@ -214,8 +215,8 @@ pub async fn refresh(
     };
     let presented = RefreshToken::hash_presented(&token);
     let successor = state.refresh_tokens.successor(&token);
-    let next = stored_refresh_token(&state, &successor);
-    let reuse_since = next.created_at - state.refresh_reuse_interval;
+    let next = stored_refresh_token(&state, &successor)?;
+    let reuse_since = shifted(next.created_at, -state.refresh_reuse_interval)?;
     match state
         .store
         .refresh_session(&presented, &next, reuse_since)
@@ -364,14 +365,14 @@ fn new_session(
     req: &HttpRequest,
     ip: IpAddr,
     user_id: Uuid,
-) -> (NewSession, RefreshToken, NewRefreshToken) {
+) -> Result<(NewSession, RefreshToken, NewRefreshToken), ApiError> {
     let refresh_token = state.refresh_tokens.generate();
-    let refresh = stored_refresh_token(state, &refresh_token);
+    let refresh = stored_refresh_token(state, &refresh_token)?;
     let session = NewSession {
         id: Uuid::new_v4(),
         user_id,
         created_at: refresh.created_at,
-        expires_at: refresh.created_at + state.session_max_age,
+        expires_at: shifted(refresh.created_at, state.session_max_age)?,
         user_agent: req
             .headers()
             .get(header::USER_AGENT)
@@ -379,16 +380,30 @@ fn new_session(
             .map(|agent| agent.chars().take(MAX_USER_AGENT_CHARS).collect()),
         ip: Some(ip.to_string()),
     };
-    (session, refresh_token, refresh)
+    Ok((session, refresh_token, refresh))
 }
 
-fn stored_refresh_token(state: &AppState, token: &RefreshToken) -> NewRefreshToken {
+fn stored_refresh_token(
+    state: &AppState,
+    token: &RefreshToken,
+) -> Result<NewRefreshToken, ApiError> {
     let now = store::now();
-    NewRefreshToken {
+    Ok(NewRefreshToken {
         hash: token.hash(),
         created_at: now,
-        expires_at: now + state.refresh_ttl,
-    }
+        expires_at: shifted(now, state.refresh_ttl)?,
+    })
+}
+
+/// `at + by`, checked. The configured maxima (src/config.rs) keep it far inside chrono's range,
+/// but an overflow would panic the worker and drop the connection without an answer; this way a
+/// setting that slipped past them is a logged 500 instead.
+fn shifted(at: DateTime<Utc>, by: TimeDelta) -> Result<DateTime<Utc>, ApiError> {
+    at.checked_add_signed(by).ok_or_else(|| {
+        ApiError::Internal(anyhow::anyhow!(
+            "{at} + {by} is past the representable dates: check the duration settings"
+        ))
+    })
 }
 
 fn token_response(

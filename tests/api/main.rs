@@ -26,6 +26,7 @@ mod restart;
 mod revocation;
 mod rotation;
 mod sessions;
+mod settings;
 mod signup;
 mod smtp_sink;
 mod timing;
