@@ -110,7 +110,8 @@ pub struct Config {
     #[arg(long, env = "LATCHKEY_RATE_LIMITS", default_value_t = true, action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new(), global = true)]
     pub rate_limits: bool,
 
-    /// Login attempts per client address, as COUNT/WINDOW (`20/min`, `5/10s`, `100/h`).
+    /// Login attempts per client address, as COUNT/WINDOW (`20/min`, `5/10s`, `100/h`; the window
+    /// at most `24h`).
     #[arg(
         long,
         env = "LATCHKEY_RATE_LOGIN_PER_IP",
