@@ -10,8 +10,8 @@ use crate::telemetry::LogFormat;
 
 /// Longest refresh-token lifetime and absolute session lifetime: a year. Past that a session is
 /// not a session but a permanent credential. Like every duration maximum here, it also keeps
-/// `now + setting` within chrono's and Tokio's ranges (about 262,000 years, and the monotonic
-/// clock's `u64` nanoseconds), so the date arithmetic on these settings cannot overflow.
+/// `now + setting` far inside the dates chrono can represent (about 262,000 years either way) and
+/// the instants a Tokio timer can reach, so the arithmetic on these settings cannot overflow.
 pub const MAX_SESSION_SECS: u64 = 365 * 86_400;
 
 /// Longest time between background prunes: a day, the longest anyone would want expired rows
