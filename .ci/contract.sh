@@ -102,6 +102,7 @@ export LATCHKEY_BCRYPT_COST=4
 # Rate limits off, or the fuzzer's thousands of logins from one address would get 429s. An
 # environment variable, not a flag: a build without rate limiting ignores it.
 export LATCHKEY_RATE_LIMITS=false
+export LATCHKEY_METRICS_ON_API=true
 # A day: the fuzzer's admin token must not expire during the run (it is renewed on a 401 anyway).
 export LATCHKEY_ACCESS_TTL=86400
 export LATCHKEY_BOOTSTRAP_ADMIN_EMAIL=$ADMIN_EMAIL

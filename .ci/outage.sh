@@ -50,7 +50,7 @@ base="http://127.0.0.1:$port"
 env -i PATH="$PATH" \
     DATABASE_URL="$PG_URL" \
     LATCHKEY_ADDR="127.0.0.1:$port" \
-    LATCHKEY_JWT_SECRET="outage-check-secret-outage-check-secret" \
+    LATCHKEY_JWT_SECRET="$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')" \
     LATCHKEY_BCRYPT_COST=4 \
     LATCHKEY_RATE_LIMITS=false \
     target/release/latchkey serve >"$work/server.log" 2>&1 &

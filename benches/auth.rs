@@ -16,7 +16,7 @@ use latchkey::auth::{
 use latchkey::domain::Role;
 use uuid::Uuid;
 
-const SECRET: &str = "benchmark-secret-benchmark-secret-0123456789";
+const SECRET: &str = "Bm4Xq9Tv2Nk7Rz5Wc1Ly8Hd3Jf6Gs0Pa";
 
 fn secret() -> JwtSecret {
     JwtSecret::new(SECRET).expect("the benchmark secret is long enough")

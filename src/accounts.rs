@@ -12,24 +12,40 @@ use crate::store::{self, NewUser, Store, StoreError, User, UserChanges};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AdminOutcome {
     Created,
-    Promoted,
     AlreadyAdmin,
 }
 
-/// Creates `email` as an admin with `password`, or promotes the existing user with that email
-/// (whose password then stays as it is).
+/// Why [`ensure_admin`] refused.
+#[derive(Debug, thiserror::Error)]
+pub enum EnsureAdminError {
+    /// Promoting it would hand admin rights to whoever registered the address, who need not be
+    /// the operator (anyone can sign up any address); and the password the operator typed would
+    /// not be the account's. A deliberate promotion of a known account is `admin set-role`.
+    #[error(
+        "an account with the email {0} exists already and is not an admin; `admin create` never \
+         promotes an existing account, whose holder may not be you. If you know it is yours, \
+         promote it with `latchkey admin set-role --email {0} --role admin`"
+    )]
+    ExistingAccount(Email),
+    #[error(transparent)]
+    Other(#[from] anyhow::Error),
+}
+
+/// Creates `email` as an admin with `password`. An existing account with that email is never
+/// changed: an admin already is one, and any other is refused.
 pub async fn ensure_admin(
     store: &dyn Store,
     hasher: &PasswordHasher,
     email: &Email,
     password: &Password,
-) -> anyhow::Result<AdminOutcome> {
-    match store.credentials_by_email(email).await? {
+) -> Result<AdminOutcome, EnsureAdminError> {
+    match store
+        .credentials_by_email(email)
+        .await
+        .map_err(anyhow::Error::from)?
+    {
         Some(existing) if existing.user.role == Role::Admin => Ok(AdminOutcome::AlreadyAdmin),
-        Some(existing) => {
-            set_role_of(store, existing.user.id, Role::Admin).await?;
-            Ok(AdminOutcome::Promoted)
-        }
+        Some(_) => Err(EnsureAdminError::ExistingAccount(email.clone())),
         None => {
             create_admin(store, hasher, email, password).await?;
             Ok(AdminOutcome::Created)
@@ -37,21 +53,38 @@ pub async fn ensure_admin(
     }
 }
 
+/// What [`bootstrap_admin`] found or did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BootstrapOutcome {
+    Created,
+    AlreadyAdmin,
+    /// Someone holds the address without admin rights, and keeps them: see
+    /// [`EnsureAdminError::ExistingAccount`].
+    NotAdmin,
+}
+
 /// Creates the admin named by `LATCHKEY_BOOTSTRAP_ADMIN_*` unless a user with that email exists
-/// already, so restarts change nothing (not even an admin later demoted on purpose).
+/// already, so restarts change nothing (not even an admin later demoted on purpose). An existing
+/// account is never promoted, for the reason [`ensure_admin`] refuses to.
 pub async fn bootstrap_admin(
     store: &dyn Store,
     hasher: &PasswordHasher,
     email: &Email,
     password: &Password,
-) -> anyhow::Result<bool> {
-    if store.credentials_by_email(email).await?.is_some() {
-        return Ok(false);
+) -> anyhow::Result<BootstrapOutcome> {
+    if let Some(existing) = store.credentials_by_email(email).await? {
+        return Ok(if existing.user.role == Role::Admin {
+            BootstrapOutcome::AlreadyAdmin
+        } else {
+            BootstrapOutcome::NotAdmin
+        });
     }
     match create_admin(store, hasher, email, password).await {
-        Ok(()) => Ok(true),
+        Ok(()) => Ok(BootstrapOutcome::Created),
         // Another instance starting at the same moment created it first.
-        Err(err) if matches!(err.downcast_ref(), Some(StoreError::EmailTaken)) => Ok(false),
+        Err(err) if matches!(err.downcast_ref(), Some(StoreError::EmailTaken)) => {
+            Ok(BootstrapOutcome::AlreadyAdmin)
+        }
         Err(err) => Err(err),
     }
 }

@@ -209,13 +209,19 @@ pub struct Config {
     )]
     pub log_format: LogFormat,
 
-    /// Serve Prometheus metrics at GET /metrics.
+    /// Collect Prometheus metrics, served at GET /metrics where LATCHKEY_METRICS_ADDR or
+    /// LATCHKEY_METRICS_ON_API says.
     #[arg(long, env = "LATCHKEY_METRICS", default_value_t = true, action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new(), global = true)]
     pub metrics: bool,
 
-    /// Serve the metrics on this separate address (e.g. 127.0.0.1:9090) instead of the API's.
+    /// Serve GET /metrics on this address of its own (e.g. 127.0.0.1:9090), for the scraper.
     #[arg(long, env = "LATCHKEY_METRICS_ADDR", global = true)]
     pub metrics_addr: Option<String>,
+
+    /// Also serve GET /metrics on the API's own listener, to anyone who can reach the API. Off by
+    /// default: the metrics describe traffic and users' activity.
+    #[arg(long, env = "LATCHKEY_METRICS_ON_API", default_value_t = false, action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new(), global = true)]
+    pub metrics_on_api: bool,
 
     /// Browser origins allowed to call the API (CORS), comma-separated and exact, like
     /// `https://app.example.com`. None by default.
@@ -270,6 +276,12 @@ pub struct Config {
     /// relay on the same host). Unset: mails are written to the log and NOT sent (development).
     #[arg(long, env = "LATCHKEY_SMTP_URL", hide_env_values = true, global = true)]
     pub smtp_url: Option<String>,
+
+    /// Without LATCHKEY_SMTP_URL, write the links of unsent mails to the log even though the
+    /// server listens on a non-loopback address. Development only: whoever reads that log can
+    /// reset any account's password. On a loopback address the links are always logged.
+    #[arg(long, env = "LATCHKEY_MAIL_LOG_LINKS", default_value_t = false, action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new(), global = true)]
+    pub mail_log_links: bool,
 
     /// Sender of outgoing mail, as `Name <address>` or a bare address.
     #[arg(
@@ -332,6 +344,18 @@ impl Config {
 
     pub fn prune_interval(&self) -> Duration {
         Duration::from_secs(self.prune_interval)
+    }
+
+    /// Whether the API listens only where the machine itself can reach it: how a developer's
+    /// `cargo run` looks, unlike any deployment.
+    pub fn listens_on_loopback(&self) -> bool {
+        match self.addr.parse::<std::net::SocketAddr>() {
+            Ok(addr) => addr.ip().is_loopback(),
+            Err(_) => self
+                .addr
+                .rsplit_once(':')
+                .is_some_and(|(host, _)| host.eq_ignore_ascii_case("localhost")),
+        }
     }
 
     pub fn hash_threads(&self) -> usize {

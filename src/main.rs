@@ -31,8 +31,9 @@ enum Command {
 
 #[derive(Subcommand)]
 enum AdminCommand {
-    /// Create an admin, or promote the existing user with this email. The password is asked for
-    /// at a prompt, or read from standard input with --password-stdin; never from an argument.
+    /// Create an admin account. An existing account with this email is never promoted (use
+    /// set-role for a known account). The password is asked for at a prompt, or read from
+    /// standard input with --password-stdin; never from an argument.
     Create {
         #[arg(long)]
         email: String,
@@ -100,11 +101,8 @@ async fn admin(config: &Config, command: AdminCommand) -> anyhow::Result<()> {
                 "{}",
                 match outcome {
                     AdminOutcome::Created => format!("created admin {email}"),
-                    AdminOutcome::Promoted => format!(
-                        "promoted {email} to admin (their password is unchanged); \
-                         it shows in their token from their next login or refresh"
-                    ),
-                    AdminOutcome::AlreadyAdmin => format!("{email} is already an admin"),
+                    AdminOutcome::AlreadyAdmin =>
+                        format!("{email} is already an admin (its password is unchanged)"),
                 }
             );
         }

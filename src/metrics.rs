@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use actix_web::http::Method;
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
     TextEncoder,
@@ -73,7 +74,10 @@ impl Metrics {
         })
     }
 
-    pub fn request(&self, method: &str, route: &str, status: u16, latency: Duration) {
+    /// Counts one request. `route` must be a registered pattern or `"unmatched"` and `method` a
+    /// [`method_label`]: every label value comes from a small fixed set, so no request can add a
+    /// time series (each one is memory kept for the life of the process and bytes in every scrape).
+    pub fn request(&self, method: &'static str, route: &str, status: u16, latency: Duration) {
         self.requests
             .with_label_values(&[method, route, status.to_string().as_str()])
             .inc();
@@ -106,5 +110,39 @@ impl Metrics {
         let mut text = Vec::new();
         TextEncoder::new().encode(&self.registry.gather(), &mut text)?;
         Ok(String::from_utf8_lossy(&text).into_owned())
+    }
+}
+
+/// The label of a request method: one of the standard methods, or `"other"` for any extension
+/// method a client makes up (actix accepts any token as a method).
+pub fn method_label(method: &Method) -> &'static str {
+    [
+        (Method::GET, "GET"),
+        (Method::HEAD, "HEAD"),
+        (Method::POST, "POST"),
+        (Method::PUT, "PUT"),
+        (Method::PATCH, "PATCH"),
+        (Method::DELETE, "DELETE"),
+        (Method::OPTIONS, "OPTIONS"),
+        (Method::TRACE, "TRACE"),
+        (Method::CONNECT, "CONNECT"),
+    ]
+    .into_iter()
+    .find(|(standard, _)| standard == method)
+    .map_or("other", |(_, label)| label)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn standard_methods_keep_their_name_and_any_other_is_other() {
+        assert_eq!(method_label(&Method::GET), "GET");
+        assert_eq!(method_label(&Method::PATCH), "PATCH");
+        for made_up in ["FOO", "get", "XXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXX"] {
+            let method = Method::from_bytes(made_up.as_bytes()).unwrap();
+            assert_eq!(method_label(&method), "other", "{made_up}");
+        }
     }
 }

@@ -15,7 +15,7 @@ use tokio::task::JoinHandle;
 use uuid::Uuid;
 
 use crate::abuse::{Limits, TrustedProxies};
-use crate::accounts;
+use crate::accounts::{self, BootstrapOutcome};
 use crate::auth::{
     AccessTokens, CSRF_HEADER, JwtSecret, KeySet, PasswordHasher, RefreshCookie, RefreshTokens,
     RevocationList, random_token,
@@ -83,6 +83,7 @@ impl Application {
     /// Opens and migrates the database, prepares the keys and binds the listener. The server
     /// starts serving when [`Application::run_until_stopped`] is awaited.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
+        warn_about_unsafe_settings(&config);
         let store = store::connect(&config.database_url)
             .await
             .context("could not open the database")?;
@@ -134,7 +135,13 @@ impl Application {
 
         let cors_origins = config.cors_origins.clone();
         let cookie_mode = config.refresh_cookie;
-        let metrics_here = config.metrics && config.metrics_addr.is_none();
+        // /metrics is not public unless the operator says so: an API listener faces the internet.
+        let metrics_here = config.metrics && config.metrics_on_api;
+        if config.metrics && !config.metrics_on_api && config.metrics_addr.is_none() {
+            tracing::info!(
+                "metrics are collected but not served: set LATCHKEY_METRICS_ADDR to scrape them"
+            );
+        }
         let metrics_server = match (&config.metrics_addr, config.metrics) {
             (Some(addr), true) => Some(metrics_server(addr, state.clone())?),
             _ => None,
@@ -220,6 +227,23 @@ impl Application {
     }
 }
 
+/// Settings that tests and benchmarks need and production must not have: allowed, but loudly.
+fn warn_about_unsafe_settings(config: &Config) {
+    if config.bcrypt_cost < 10 {
+        tracing::warn!(
+            "LATCHKEY_BCRYPT_COST is {}: below 10, hashes from a stolen database are cheap to \
+             crack. Use 10 or more (12 is the default) outside tests and benchmarks.",
+            config.bcrypt_cost
+        );
+    }
+    if !config.rate_limits {
+        tracing::warn!(
+            "LATCHKEY_RATE_LIMITS is off: nothing limits password guessing, signups or reset \
+             mails, and there is no lockout. For tests and benchmarks only."
+        );
+    }
+}
+
 /// `GET /metrics` alone, on its own address, so it can stay off the public listener.
 fn metrics_server(addr: &str, state: web::Data<AppState>) -> anyhow::Result<Server> {
     let listener = TcpListener::bind(addr)
@@ -275,8 +299,20 @@ async fn bootstrap_admin(
         .map_err(|why| anyhow::anyhow!("LATCHKEY_BOOTSTRAP_ADMIN_EMAIL {why}"))?;
     let password = Password::parse(password.clone())
         .map_err(|why| anyhow::anyhow!("LATCHKEY_BOOTSTRAP_ADMIN_PASSWORD {why}"))?;
-    if accounts::bootstrap_admin(store, hasher, &email, &password).await? {
-        tracing::info!(target: "latchkey::audit", event = "admin_bootstrapped", email = %email, "bootstrap admin created");
+    match accounts::bootstrap_admin(store, hasher, &email, &password).await? {
+        BootstrapOutcome::Created => {
+            tracing::info!(target: "latchkey::audit", event = "admin_bootstrapped", email = %email, "bootstrap admin created");
+        }
+        BootstrapOutcome::AlreadyAdmin => {}
+        // Not fatal: after a deliberate demotion every restart would fail. But the operator must
+        // hear of it, since it is also what a squatted address looks like.
+        BootstrapOutcome::NotAdmin => tracing::warn!(
+            target: "latchkey::audit",
+            event = "admin_bootstrap_refused",
+            email = %email,
+            "LATCHKEY_BOOTSTRAP_ADMIN_EMAIL names an existing account that is not an admin; it \
+             was not promoted. Promote it with `latchkey admin set-role` if it is yours"
+        ),
     }
     Ok(())
 }

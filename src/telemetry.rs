@@ -12,6 +12,7 @@ use clap::ValueEnum;
 use tracing_subscriber::EnvFilter;
 use uuid::Uuid;
 
+use crate::metrics;
 use crate::startup::AppState;
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -56,7 +57,7 @@ pub async fn observe(
         })
         .map_or_else(|| Uuid::new_v4().to_string(), str::to_owned);
     req.extensions_mut().insert(RequestId(request_id.clone()));
-    let method = req.method().to_string();
+    let method = metrics::method_label(req.method());
     let state = req.app_data::<web::Data<AppState>>().cloned();
 
     let mut res = next.call(req).await?;
@@ -69,12 +70,12 @@ pub async fn observe(
     let status = res.status().as_u16();
     let latency = started.elapsed();
     if let Some(state) = state {
-        state.metrics.request(&method, &route, status, latency);
+        state.metrics.request(method, &route, status, latency);
     }
     tracing::info!(
         target: "latchkey::http",
         request_id = %request_id,
-        method = %method,
+        method,
         route = %route,
         status,
         latency_ms = latency.as_secs_f64() * 1000.0,

@@ -166,7 +166,7 @@ mod tests {
         #[test]
         fn arbitrary_authorization_headers_never_panic_or_verify(bytes in proptest::collection::vec(any::<u8>(), 0..2048)) {
             let tokens = AccessTokens::new(
-                &KeySet::single(JwtSecret::new("0123456789abcdef0123456789abcdef").unwrap()),
+                &KeySet::single(JwtSecret::new("kQ7vN2xR9pL4mW8zT3bY6cH1dJ5fG0sA").unwrap()),
                 "latchkey",
                 Duration::from_secs(900),
             );
@@ -184,7 +184,7 @@ mod tests {
             signature in "[A-Za-z0-9_-]{0,100}",
         ) {
             let tokens = AccessTokens::new(
-                &KeySet::single(JwtSecret::new("0123456789abcdef0123456789abcdef").unwrap()),
+                &KeySet::single(JwtSecret::new("kQ7vN2xR9pL4mW8zT3bY6cH1dJ5fG0sA").unwrap()),
                 "latchkey",
                 Duration::from_secs(900),
             );

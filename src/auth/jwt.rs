@@ -31,6 +31,12 @@ impl JwtSecret {
                 secret.len()
             ));
         }
+        if let Some(why) = super::secret_strength::weakness(secret) {
+            return Err(format!(
+                "the JWT secret is too weak ({why}); generate a random one, for example with \
+                 `openssl rand -hex 32`"
+            ));
+        }
         Ok(Self(secret.as_bytes().to_vec()))
     }
 
@@ -243,7 +249,7 @@ mod tests {
 
     use super::*;
 
-    const SECRET: &str = "0123456789abcdef0123456789abcdef";
+    const SECRET: &str = "kQ7vN2xR9pL4mW8zT3bY6cH1dJ5fG0sA";
 
     fn tokens() -> AccessTokens {
         AccessTokens::new(
@@ -274,12 +280,15 @@ mod tests {
     #[test]
     fn secrets_shorter_than_32_bytes_are_refused() {
         assert!(JwtSecret::new(&"x".repeat(31)).is_err());
-        assert!(JwtSecret::new(&"x".repeat(32)).is_ok());
+        assert!(JwtSecret::new(SECRET).is_ok());
     }
 
     #[test]
     fn key_sets_parse_kid_secret_pairs_and_refuse_bad_ones() {
-        let keys = KeySet::parse(&[format!("new:{SECRET}"), format!("old:{}", "y".repeat(40))]);
+        let keys = KeySet::parse(&[
+            format!("new:{SECRET}"),
+            "old:Zt4Gm8Qx1Rv6Lc3Np9Wk2Hy7Bd5Jf0Ps".to_owned(),
+        ]);
         assert_eq!(keys.unwrap().keys.len(), 2);
         for bad in [
             vec![],
@@ -301,7 +310,11 @@ mod tests {
             Duration::from_secs(900),
         );
         let rotated = AccessTokens::new(
-            &KeySet::parse(&[format!("new:{}", "n".repeat(32)), format!("old:{SECRET}")]).unwrap(),
+            &KeySet::parse(&[
+                "new:u8Ke3Wq6Tn1Yz5Pa9Dr2Lm7Fx4Vc0Hb-".to_owned(),
+                format!("old:{SECRET}"),
+            ])
+            .unwrap(),
             "latchkey",
             Duration::from_secs(900),
         );
@@ -327,7 +340,11 @@ mod tests {
             .unwrap()
             .token;
         let listed = AccessTokens::new(
-            &KeySet::parse(&[format!("new:{}", "n".repeat(32)), format!("old:{SECRET}")]).unwrap(),
+            &KeySet::parse(&[
+                "new:u8Ke3Wq6Tn1Yz5Pa9Dr2Lm7Fx4Vc0Hb-".to_owned(),
+                format!("old:{SECRET}"),
+            ])
+            .unwrap(),
             "latchkey",
             Duration::from_secs(900),
         );

@@ -12,6 +12,7 @@ mod jwt;
 mod password;
 mod refresh;
 mod revocation;
+mod secret_strength;
 
 pub use cookie::{CSRF_HEADER, RefreshCookie};
 pub use extractor::{AdminUser, AuthUser, VerifiedToken};

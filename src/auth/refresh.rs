@@ -74,7 +74,7 @@ mod tests {
 
     #[test]
     fn tokens_are_256_bit_base64url_and_unique() {
-        let tokens = tokens("0123456789abcdef0123456789abcdef");
+        let tokens = tokens("kQ7vN2xR9pL4mW8zT3bY6cH1dJ5fG0sA");
         let a = tokens.generate();
         let b = tokens.generate();
         assert_eq!(a.as_str().len(), 43);
@@ -88,15 +88,15 @@ mod tests {
 
     #[test]
     fn the_stored_hash_is_sha256_of_the_token() {
-        let token = tokens("0123456789abcdef0123456789abcdef").generate();
+        let token = tokens("kQ7vN2xR9pL4mW8zT3bY6cH1dJ5fG0sA").generate();
         assert_eq!(token.hash(), RefreshToken::hash_presented(token.as_str()));
         assert_eq!(token.hash().len(), 64);
     }
 
     #[test]
     fn a_successor_is_deterministic_per_key_and_unlike_its_parent() {
-        let ours = tokens("0123456789abcdef0123456789abcdef");
-        let theirs = tokens("fedcba9876543210fedcba9876543210");
+        let ours = tokens("kQ7vN2xR9pL4mW8zT3bY6cH1dJ5fG0sA");
+        let theirs = tokens("Zt4Gm8Qx1Rv6Lc3Np9Wk2Hy7Bd5Jf0Ps");
         let parent = ours.generate();
         let child = ours.successor(parent.as_str());
         assert_eq!(child.as_str(), ours.successor(parent.as_str()).as_str());

@@ -48,7 +48,8 @@ impl EmailFlows {
         store: Arc<dyn Store>,
         config: &Config,
     ) -> anyhow::Result<(Self, JoinHandle<()>)> {
-        let transport = Transport::new(config.smtp_url.as_deref(), &config.mail_from)?;
+        let log_links = config.mail_log_links || config.listens_on_loopback();
+        let transport = Transport::new(config.smtp_url.as_deref(), &config.mail_from, log_links)?;
         let settings = MailSettings {
             public_url: config.public_url.clone(),
             reset_ttl: config.reset_ttl(),

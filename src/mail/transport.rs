@@ -16,23 +16,39 @@ pub enum Transport {
         from: Mailbox,
     },
     /// Development only: `cargo run` has no mail server, yet its developer needs the links.
-    Log { from: Mailbox },
+    /// `links` is false when anyone but the developer may read the log (see [`Transport::new`]).
+    Log { from: Mailbox, links: bool },
 }
 
 impl Transport {
     /// `smtp_url` as lettre reads it: `smtps://` is TLS from the first byte, `smtp://` plain
     /// unless `?tls=required` (STARTTLS) or `?tls=opportunistic`; credentials in the userinfo.
-    pub fn new(smtp_url: Option<&str>, from: &str) -> anyhow::Result<Self> {
+    ///
+    /// Without a server, `log_links` says whether unsent mails go to the log whole, live links
+    /// included. A server reachable from other machines (the caller's rule) keeps them out: a
+    /// log is read by more people than its mailboxes are, and a reset link is the account.
+    pub fn new(smtp_url: Option<&str>, from: &str, log_links: bool) -> anyhow::Result<Self> {
         let from: Mailbox = from
             .parse()
             .map_err(|err| anyhow::anyhow!("LATCHKEY_MAIL_FROM is not a mailbox: {err}"))?;
         let Some(url) = smtp_url.filter(|url| !url.trim().is_empty()) else {
-            tracing::warn!(
-                "LATCHKEY_SMTP_URL is not set: mails are NOT sent, they are written to this log \
-                 (with the live links they carry) for local development. Set LATCHKEY_SMTP_URL \
-                 for any real deployment."
-            );
-            return Ok(Self::Log { from });
+            if log_links {
+                tracing::warn!(
+                    "LATCHKEY_SMTP_URL is not set: mails are NOT sent, they are written to this \
+                     log (with the live links they carry) for local development. Set \
+                     LATCHKEY_SMTP_URL for any real deployment."
+                );
+            } else {
+                tracing::warn!(
+                    "LATCHKEY_SMTP_URL is not set: mails are NOT sent, and on this non-loopback \
+                     address their links are withheld from the log too. Set LATCHKEY_SMTP_URL \
+                     (or, for development only, LATCHKEY_MAIL_LOG_LINKS=true)."
+                );
+            }
+            return Ok(Self::Log {
+                from,
+                links: log_links,
+            });
         };
         // The URL holds the SMTP password: it is never part of a message, only lettre's
         // description of what is wrong with it.
@@ -52,7 +68,7 @@ impl Transport {
                     .context("the SMTP server did not take the mail")?;
                 Ok(())
             }
-            Self::Log { from } => {
+            Self::Log { from, links: true } => {
                 // Deliberately the whole mail, link and all: with no SMTP server this is the only
                 // way a developer gets it. A configured server means this branch never runs.
                 tracing::warn!(
@@ -62,6 +78,17 @@ impl Transport {
                     subject = %mail.subject,
                     "NOT SENT (LATCHKEY_SMTP_URL is not set; development only):\n{}",
                     mail.text
+                );
+                Ok(())
+            }
+            Self::Log { from, links: false } => {
+                tracing::warn!(
+                    target: "latchkey::mail",
+                    from = %from,
+                    to = %mail.to,
+                    subject = %mail.subject,
+                    "NOT SENT (LATCHKEY_SMTP_URL is not set); its link is withheld from the log \
+                     on a non-loopback address"
                 );
                 Ok(())
             }
@@ -93,14 +120,14 @@ mod tests {
 
     #[test]
     fn the_default_sender_and_plain_urls_are_accepted() {
-        assert!(Transport::new(None, "Latchkey <no-reply@localhost>").is_ok());
+        assert!(Transport::new(None, "Latchkey <no-reply@localhost>", true).is_ok());
         for url in [
             "smtp://127.0.0.1:2525",
             "smtp://user:p%40ss@mail.example.com:587?tls=required",
             "smtps://user:pass@mail.example.com",
         ] {
             assert!(
-                Transport::new(Some(url), "no-reply@example.com").is_ok(),
+                Transport::new(Some(url), "no-reply@example.com", false).is_ok(),
                 "{url}"
             );
         }
@@ -112,12 +139,12 @@ mod tests {
             "http://user:hunter2@mail.example.com",
             "smtp://user:hunter2@",
         ] {
-            let err = Transport::new(Some(url), "no-reply@example.com")
+            let err = Transport::new(Some(url), "no-reply@example.com", false)
                 .err()
                 .expect("accepted");
             assert!(!format!("{err:#}").contains("hunter2"), "{err:#}");
         }
-        assert!(Transport::new(None, "not a mailbox").is_err());
+        assert!(Transport::new(None, "not a mailbox", true).is_err());
     }
 
     #[test]

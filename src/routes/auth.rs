@@ -14,7 +14,8 @@ use crate::error::{ApiError, FieldError, TokenProblem};
 use crate::extract::JsonBody;
 use crate::startup::AppState;
 use crate::store::{
-    self, Credentials, NewRefreshToken, NewSession, NewUser, RefreshOutcome, RevokeScope, User,
+    self, Credentials, NewRefreshToken, NewSession, NewUser, RefreshOutcome, RevokeScope,
+    TokenCheck, User,
 };
 
 /// Longest `User-Agent` kept with a session.
@@ -233,21 +234,33 @@ pub async fn refresh(
             user_id,
             session_id,
             revoked_at,
-        } => {
-            state.sessions_revoked(user_id, &[session_id], revoked_at);
-            state.metrics.refresh_reuse();
-            tracing::warn!(
-                target: "latchkey::audit",
-                event = "refresh_token_reused",
-                %user_id,
-                %session_id,
-                %ip,
-                "a rotated-away refresh token was presented again; the session is revoked"
-            );
-            Err(ApiError::RefreshTokenReused)
-        }
+        } => Err(refresh_token_reused(
+            &state, user_id, session_id, revoked_at, ip,
+        )),
         RefreshOutcome::Invalid => Err(ApiError::InvalidRefreshToken),
     }
+}
+
+/// The store revoked a session whose rotated-away refresh token came back: make that take
+/// effect here at once, and tell the operator.
+fn refresh_token_reused(
+    state: &AppState,
+    user_id: Uuid,
+    session_id: Uuid,
+    revoked_at: DateTime<Utc>,
+    ip: IpAddr,
+) -> ApiError {
+    state.sessions_revoked(user_id, &[session_id], revoked_at);
+    state.metrics.refresh_reuse();
+    tracing::warn!(
+        target: "latchkey::audit",
+        event = "refresh_token_reused",
+        %user_id,
+        %session_id,
+        %ip,
+        "a rotated-away refresh token was presented again; the session is revoked"
+    );
+    ApiError::RefreshTokenReused
 }
 
 #[derive(Deserialize, Clone, Copy, Default)]
@@ -279,11 +292,17 @@ pub struct LogoutQuery {
 }
 
 /// Ends sessions of the caller, named by a bearer access token or, in cookie mode, by the refresh
-/// cookie. Idempotent: a token whose session is already revoked still gets 204, and changes
-/// nothing. In cookie mode the cookie is cleared.
+/// cookie. With a bearer token it is idempotent: a token whose session is already revoked still
+/// gets 204, and changes nothing. In cookie mode the cookie is cleared.
+///
+/// A refresh cookie is judged exactly as `/v1/auth/refresh` judges it, because a logout with
+/// `scope=others` or `global` is power over every session of the account: only the session's
+/// live token has it. A rotated-away one is a copy (the session is revoked as stolen, 401
+/// `refresh_token_reused`), and any other dead token is 401 `invalid_refresh_token`.
 pub async fn logout(
     state: web::Data<AppState>,
     req: HttpRequest,
+    ClientIp(ip): ClientIp,
     query: web::Query<LogoutQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let caller = if req.headers().contains_key(header::AUTHORIZATION) {
@@ -291,7 +310,30 @@ pub async fn logout(
         (!token.session_revoked).then_some((token.user.user_id, token.user.session_id))
     } else if let Some(cookie) = state.refresh_cookie.read(&req)? {
         let presented = RefreshToken::hash_presented(&cookie);
-        state.store.session_of_refresh_token(&presented).await?
+        let now = store::now();
+        let reuse_since = shifted(now, -state.refresh_reuse_interval)?;
+        match state
+            .store
+            .check_refresh_token(&presented, now, reuse_since)
+            .await?
+        {
+            TokenCheck::Live {
+                user_id,
+                session_id,
+            } => Some((user_id, session_id)),
+            TokenCheck::Reused {
+                user_id,
+                session_id,
+                revoked_at,
+            } => {
+                return Err(refresh_token_reused(
+                    &state, user_id, session_id, revoked_at, ip,
+                ));
+            }
+            TokenCheck::JustRotated | TokenCheck::Invalid => {
+                return Err(ApiError::InvalidRefreshToken);
+            }
+        }
     } else {
         return Err(ApiError::Unauthorized(TokenProblem::Missing));
     };

@@ -163,6 +163,24 @@ pub struct Rotation {
     pub session_id: Uuid,
 }
 
+/// What a refresh token presented as proof of a session (cookie-mode logout) turned out to be.
+pub enum TokenCheck {
+    /// The live token of a live session.
+    Live { user_id: Uuid, session_id: Uuid },
+    /// Rotated within the reuse interval: a refresh raced this request. Not proof of anything,
+    /// and not theft either.
+    JustRotated,
+    /// Rotated away before the reuse interval: someone holds a copy, so the whole session has
+    /// been revoked.
+    Reused {
+        user_id: Uuid,
+        session_id: Uuid,
+        revoked_at: DateTime<Utc>,
+    },
+    /// Unknown or expired, or its session is revoked, expired or its account disabled.
+    Invalid,
+}
+
 /// What presenting a refresh token led to.
 pub enum RefreshOutcome {
     /// The token was live: it is spent and its successor stored.
@@ -344,11 +362,14 @@ pub trait Store: Send + Sync + 'static {
         reuse_since: DateTime<Utc>,
     ) -> Result<RefreshOutcome, StoreError>;
 
-    /// The user and session a refresh token (by hash) belongs to, whatever its state.
-    async fn session_of_refresh_token(
+    /// What a refresh token (by hash) proves without rotating it, judged as a refresh would
+    /// judge it: a token rotated away before `reuse_since` revokes its session as stolen.
+    async fn check_refresh_token(
         &self,
         presented: &str,
-    ) -> Result<Option<(Uuid, Uuid)>, StoreError>;
+        now: DateTime<Utc>,
+        reuse_since: DateTime<Utc>,
+    ) -> Result<TokenCheck, StoreError>;
 
     /// Revokes the user's live sessions in `scope` and returns their ids; on PostgreSQL other
     /// instances are notified when the transaction commits.

@@ -169,8 +169,8 @@ macro_rules! impl_store {
         use $crate::store::{
             AccountChange, Backend, Credentials, EmailTokenPurpose, NewEmailToken,
             NewRefreshToken, NewSession, NewUser, PoolStats,
-            RefreshOutcome, RevokeScope, Rotation, SessionInfo, Store, StoreError, User,
-            UserChanges, UserQuery,
+            RefreshOutcome, RevokeScope, Rotation, SessionInfo, Store, StoreError, TokenCheck,
+            User, UserChanges, UserQuery,
         };
 
         #[async_trait::async_trait]
@@ -579,36 +579,45 @@ macro_rules! impl_store {
                     return Ok(RefreshOutcome::Replayed(Rotation { user, session_id }));
                 }
 
-                // A token rotated away long ago is presented again: someone holds a copy.
-                // Revoke the whole session, its newest refresh token included.
-                let revoked: Vec<Uuid> = sqlx::query_scalar(
-                    "UPDATE sessions SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL RETURNING id",
-                )
-                .bind(session_id)
-                .bind(now)
-                .fetch_all(&mut *tx)
-                .await?;
-                record_revocations(&mut tx, &revoked, now).await?;
-                let user_id: Uuid = sqlx::query_scalar("SELECT user_id FROM sessions WHERE id = $1")
-                    .bind(session_id)
-                    .fetch_one(&mut *tx)
-                    .await?;
+                let user_id = revoke_as_stolen(&mut tx, session_id, now).await?;
                 tx.commit().await?;
                 Ok(RefreshOutcome::Reused { user_id, session_id, revoked_at: now })
             }
 
-            async fn session_of_refresh_token(
+            async fn check_refresh_token(
                 &self,
                 presented: &str,
-            ) -> Result<Option<(Uuid, Uuid)>, StoreError> {
-                let owner = sqlx::query_as(
-                    "SELECT s.user_id, s.id FROM refresh_tokens r \
-                     JOIN sessions s ON s.id = r.session_id WHERE r.token_hash = $1",
+                now: DateTime<Utc>,
+                reuse_since: DateTime<Utc>,
+            ) -> Result<TokenCheck, StoreError> {
+                let mut tx = self.begin_write().await?;
+                let token: Option<(Uuid, Option<DateTime<Utc>>, DateTime<Utc>)> = sqlx::query_as(
+                    "SELECT session_id, rotated_at, expires_at FROM refresh_tokens \
+                     WHERE token_hash = $1",
                 )
                 .bind(presented)
-                .fetch_optional(&self.pool)
+                .fetch_optional(&mut *tx)
                 .await?;
-                Ok(owner)
+                // Each early return rolls back by dropping the transaction: nothing was written.
+                let check = match token {
+                    None => return Ok(TokenCheck::Invalid),
+                    Some((session_id, None, expires_at)) if expires_at > now => {
+                        match live_session_owner(&mut tx, session_id, now).await? {
+                            Some(user) => TokenCheck::Live { user_id: user.id, session_id },
+                            None => return Ok(TokenCheck::Invalid),
+                        }
+                    }
+                    Some((_, None, _)) => return Ok(TokenCheck::Invalid),
+                    Some((_, Some(rotated_at), _)) if rotated_at >= reuse_since => {
+                        return Ok(TokenCheck::JustRotated);
+                    }
+                    Some((session_id, Some(_), _)) => {
+                        let user_id = revoke_as_stolen(&mut tx, session_id, now).await?;
+                        TokenCheck::Reused { user_id, session_id, revoked_at: now }
+                    }
+                };
+                tx.commit().await?;
+                Ok(check)
             }
 
             async fn revoke_sessions(
@@ -768,6 +777,28 @@ macro_rules! impl_store {
         }
 
         /// Keeps revocations beyond the life of their session rows, and tells other instances.
+        /// A token rotated away long ago was presented again: someone holds a copy. Revokes the
+        /// whole session, its newest refresh token included, and returns its user.
+        async fn revoke_as_stolen(
+            tx: &mut WriteTx<$db>,
+            session_id: Uuid,
+            now: DateTime<Utc>,
+        ) -> Result<Uuid, StoreError> {
+            let revoked: Vec<Uuid> = sqlx::query_scalar(
+                "UPDATE sessions SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL RETURNING id",
+            )
+            .bind(session_id)
+            .bind(now)
+            .fetch_all(&mut **tx)
+            .await?;
+            record_revocations(tx, &revoked, now).await?;
+            let user_id: Uuid = sqlx::query_scalar("SELECT user_id FROM sessions WHERE id = $1")
+                .bind(session_id)
+                .fetch_one(&mut **tx)
+                .await?;
+            Ok(user_id)
+        }
+
         async fn record_revocations(
             tx: &mut WriteTx<$db>,
             session_ids: &[Uuid],

@@ -1,3 +1,5 @@
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,6 +30,7 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(WRITE_TURN_TIMEOUT)
             .foreign_keys(true);
+        create_private(options.get_filename())?;
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
             // The database is a file opened in this process: a connection cannot be dropped by a
@@ -58,6 +61,27 @@ impl SqliteStore {
     /// Every write transaction is already exclusive here.
     async fn begin_exclusive(&self) -> Result<WriteTx<sqlx::Sqlite>, sqlx::Error> {
         self.begin_write().await
+    }
+}
+
+/// Creates the database file, if it is missing, readable and writable by its owner only: it
+/// holds password hashes and, in a zero-configuration deployment, the signing secret, from which
+/// any local user could forge an admin token. SQLite gives the `-wal` and `-shm` files it creates
+/// beside it the same permissions. An existing file keeps the permissions its owner gave it.
+fn create_private(path: &Path) -> Result<(), sqlx::Error> {
+    // sqlx names an in-memory database like a file; there is nothing on disk to protect.
+    if path.to_string_lossy().starts_with("file:sqlx-in-memory") {
+        return Ok(());
+    }
+    let created = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path);
+    match created {
+        Ok(_) => Ok(()),
+        Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(err) => Err(sqlx::Error::Io(err)),
     }
 }
 

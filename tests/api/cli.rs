@@ -86,12 +86,95 @@ async fn admin_create_makes_a_working_admin_from_stdin() {
     assert_eq!(response.status(), StatusCode::OK);
 }
 
+/// Security review: `admin create` used to promote whoever had registered the address first,
+/// discard the password the operator typed, and exit 0.
 #[tokio::test]
-async fn admin_create_promotes_an_existing_user_and_set_role_demotes() {
+async fn admin_create_never_promotes_an_existing_account() {
+    let app = spawn_app().await;
+    let attacker_password = "attacker's own password";
+    let response = app
+        .post_json(
+            "/v1/auth/signup",
+            &serde_json::json!({ "email": "ops@example.com", "password": attacker_password }),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+
+    let (ok, output) = latchkey(
+        &app,
+        &[
+            "admin",
+            "create",
+            "--email",
+            "ops@example.com",
+            "--password-stdin",
+        ],
+        &format!("{PASSWORD}\n"),
+    )
+    .await;
+
+    assert!(
+        !ok,
+        "admin create succeeded on someone else's account: {output}"
+    );
+    assert!(output.contains("exists already"), "{output}");
+    assert!(output.contains("admin set-role"), "{output}");
+    assert!(!output.contains(PASSWORD));
+    let attacker: Value = app
+        .login("ops@example.com", attacker_password)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(attacker["user"]["role"], "user");
+    assert_eq!(
+        app.login("ops@example.com", PASSWORD).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM users WHERE role = 'admin'")
+            .await,
+        0
+    );
+}
+
+#[tokio::test]
+async fn the_bootstrap_admin_never_promotes_an_existing_account() {
+    let app = spawn_app().await;
+    let attacker_password = "attacker's own password";
+    let response = app
+        .post_json(
+            "/v1/auth/signup",
+            &serde_json::json!({ "email": "boot@example.com", "password": attacker_password }),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let app = app
+        .restart_with(|config| {
+            config.bootstrap_admin_email = Some("boot@example.com".into());
+            config.bootstrap_admin_password = Some(PASSWORD.into());
+        })
+        .await;
+
+    let attacker: Value = app
+        .login("boot@example.com", attacker_password)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(attacker["user"]["role"], "user");
+    assert_eq!(
+        app.login("boot@example.com", PASSWORD).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+#[tokio::test]
+async fn set_role_promotes_a_known_account_and_demotes_it() {
     let app = spawn_app().await;
     app.signed_up("ada@example.com").await;
-    app.signed_up("root@example.com").await;
-    let (ok, _) = latchkey(
+    // Another admin, so that demoting ada does not meet the last-admin rule.
+    let (ok, output) = latchkey(
         &app,
         &[
             "admin",
@@ -103,32 +186,28 @@ async fn admin_create_promotes_an_existing_user_and_set_role_demotes() {
         &format!("{PASSWORD}\n"),
     )
     .await;
-    assert!(ok);
-
+    assert!(ok, "{output}");
     let (ok, output) = latchkey(
         &app,
         &[
             "admin",
-            "create",
+            "set-role",
             "--email",
             "ada@example.com",
-            "--password-stdin",
+            "--role",
+            "admin",
         ],
-        "some other password\n",
+        "",
     )
     .await;
     assert!(ok, "{output}");
-    assert!(output.contains("promoted"), "{output}");
     let tokens: Value = app
         .login("ada@example.com", PASSWORD)
         .await
         .json()
         .await
         .unwrap();
-    assert_eq!(
-        tokens["user"]["role"], "admin",
-        "the password must be unchanged"
-    );
+    assert_eq!(tokens["user"]["role"], "admin");
 
     let (ok, output) = latchkey(
         &app,

@@ -179,3 +179,75 @@ async fn without_cookie_mode_no_cookie_is_set_or_read() {
     .await;
     assert_eq!(problem["errors"][0]["field"], "refresh_token");
 }
+
+/// Logs in again as ada and returns the new session's refresh cookie.
+async fn cookie_login(app: &TestApp) -> String {
+    let response = app.login("ada@example.com", crate::helpers::PASSWORD).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    cookie_value(&set_cookie(&response))
+}
+
+async fn logout_with_cookie(app: &TestApp, scope: &str, cookie: &str) -> Response {
+    post_with_cookie(
+        app,
+        &format!("/v1/auth/logout?scope={scope}"),
+        cookie,
+        &[("x-latchkey-csrf", "1")],
+    )
+    .await
+}
+
+async fn refresh_with_cookie(app: &TestApp, cookie: &str) -> Response {
+    post_with_cookie(app, "/v1/auth/refresh", cookie, &[("x-latchkey-csrf", "1")]).await
+}
+
+/// Security review: a rotated-away refresh cookie could call `logout?scope=others` for 30 days
+/// and sign the owner out everywhere else.
+#[tokio::test]
+async fn a_rotated_away_cookie_cannot_log_other_sessions_out() {
+    let app = spawn_app_with(|config| {
+        config.refresh_cookie = true;
+        config.cors_origins = vec![APP_ORIGIN.into()];
+        config.refresh_reuse_interval = 0;
+    })
+    .await;
+    app.signed_up("ada@example.com").await;
+    let stolen = cookie_login(&app).await;
+    let other_device = cookie_login(&app).await;
+    let response = refresh_with_cookie(&app, &stolen).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let fresh = cookie_value(&set_cookie(&response));
+
+    let response = logout_with_cookie(&app, "others", &stolen).await;
+
+    assert_problem(response, StatusCode::UNAUTHORIZED, "refresh_token_reused").await;
+    // The other device keeps its session; the one whose token was copied is revoked as stolen.
+    assert_eq!(
+        refresh_with_cookie(&app, &other_device).await.status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        refresh_with_cookie(&app, &fresh).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+#[tokio::test]
+async fn a_cookie_of_a_revoked_session_cannot_log_other_sessions_out() {
+    let app = cookie_app().await;
+    app.signed_up("ada@example.com").await;
+    let ended = cookie_login(&app).await;
+    let other_device = cookie_login(&app).await;
+    let response = logout_with_cookie(&app, "local", &ended).await;
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+
+    let response = logout_with_cookie(&app, "global", &ended).await;
+
+    assert_problem(response, StatusCode::UNAUTHORIZED, "invalid_refresh_token").await;
+    let response = refresh_with_cookie(&app, &other_device).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    // The live cookie still has the power to end the others.
+    let live = cookie_value(&set_cookie(&response));
+    let response = logout_with_cookie(&app, "others", &live).await;
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+}

@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 pub const PASSWORD: &str = "correct horse battery";
 /// A secret for tests that forge tokens and for PostgreSQL, where one must be configured.
-pub const TEST_SECRET: &str = "test-secret-test-secret-test-secret!";
+pub const TEST_SECRET: &str = "Tq8Vx3Lm6Zr1Wn9Kb4Yc7Hd2Jf5Gs0Pa!";
 
 pub struct TestApp {
     pub address: String,
@@ -57,6 +57,7 @@ pub async fn spawn_app_with(customise: impl FnOnce(&mut Config)) -> TestApp {
         log_format: latchkey::telemetry::LogFormat::Text,
         metrics: true,
         metrics_addr: None,
+        metrics_on_api: false,
         cors_origins: Vec::new(),
         bootstrap_admin_email: None,
         bootstrap_admin_password: None,
@@ -65,6 +66,7 @@ pub async fn spawn_app_with(customise: impl FnOnce(&mut Config)) -> TestApp {
         reset_ttl: 3600,
         verify_ttl: 86_400,
         smtp_url: None,
+        mail_log_links: false,
         mail_from: "Latchkey <no-reply@localhost>".into(),
         require_email_verification: false,
         hash_threads: Some(2),

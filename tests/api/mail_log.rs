@@ -24,6 +24,11 @@ struct Server {
 
 impl Server {
     async fn start(extra_env: &[(&str, String)]) -> Self {
+        Self::start_on("127.0.0.1", extra_env).await
+    }
+
+    /// [`Server::start`] listening on `host` (any of its addresses include loopback).
+    async fn start_on(host: &str, extra_env: &[(&str, String)]) -> Self {
         // A free port: bound, read, released. Another process could take it in between, which
         // on a test machine's loopback does not happen in practice.
         let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -40,7 +45,7 @@ impl Server {
             .arg("serve")
             .env_clear()
             .env("DATABASE_URL", database)
-            .env("LATCHKEY_ADDR", format!("127.0.0.1:{port}"))
+            .env("LATCHKEY_ADDR", format!("{host}:{port}"))
             .env("LATCHKEY_BCRYPT_COST", "4")
             .env("LATCHKEY_WORKERS", "1")
             .env("LATCHKEY_PUBLIC_URL", "http://app.test")
@@ -217,4 +222,65 @@ async fn without_smtp_the_mail_is_logged_under_a_warning_and_its_link_works() {
         .post("/v1/auth/email/verify", json!({ "token": token }))
         .await;
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
+}
+
+/// Security review: a server reachable from other machines without SMTP wrote live reset links to
+/// its log, so anyone who could read the log could take over any account.
+#[tokio::test]
+async fn on_a_public_address_without_smtp_no_link_reaches_the_log() {
+    let server = Server::start_on("0.0.0.0", &[]).await;
+    let startup = server.log();
+    assert!(startup.contains("links are withheld"), "{startup}");
+
+    let signup = server
+        .post(
+            "/v1/auth/signup",
+            json!({ "email": "ada@example.com", "password": PASSWORD }),
+        )
+        .await;
+    assert_eq!(signup.status(), StatusCode::CREATED);
+    let forgot = server
+        .post(
+            "/v1/auth/password/forgot",
+            json!({ "email": "ada@example.com" }),
+        )
+        .await;
+    assert_eq!(forgot.status(), StatusCode::ACCEPTED);
+    server.log_containing("password_reset_mailed").await;
+
+    let log = server.stop().await;
+    assert!(log.contains("NOT SENT"), "{log}");
+    assert!(
+        !log.contains("#token="),
+        "a live link reached the log: {log}"
+    );
+}
+
+#[tokio::test]
+async fn a_development_setting_logs_links_on_a_public_address() {
+    let server = Server::start_on("0.0.0.0", &[("LATCHKEY_MAIL_LOG_LINKS", "true".into())]).await;
+    let signup = server
+        .post(
+            "/v1/auth/signup",
+            json!({ "email": "ada@example.com", "password": PASSWORD }),
+        )
+        .await;
+    assert_eq!(signup.status(), StatusCode::CREATED);
+    server
+        .log_containing("http://app.test/verify-email#token=")
+        .await;
+}
+
+#[tokio::test]
+async fn a_low_bcrypt_cost_and_disabled_rate_limits_are_warned_about_at_start() {
+    let server = Server::start(&[("LATCHKEY_RATE_LIMITS", "false".into())]).await;
+    let log = server.stop().await;
+    let warning = |needle: &str| {
+        log.lines()
+            .find(|line| line.contains(needle))
+            .unwrap_or_else(|| panic!("no {needle:?} in {log}"))
+            .contains("WARN")
+    };
+    assert!(warning("LATCHKEY_BCRYPT_COST is 4"));
+    assert!(warning("LATCHKEY_RATE_LIMITS is off"));
 }

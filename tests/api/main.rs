@@ -25,6 +25,7 @@ mod refresh;
 mod restart;
 mod revocation;
 mod rotation;
+mod safe_defaults;
 mod sessions;
 mod settings;
 mod signup;

@@ -32,7 +32,7 @@ async fn a_request_id_is_echoed_or_generated() {
 
 #[tokio::test]
 async fn metrics_count_requests_logins_and_revocations() {
-    let app = spawn_app().await;
+    let app = spawn_app_with(|config| config.metrics_on_api = true).await;
     let tokens = app.signed_up("ada@example.com").await;
     app.login("ada@example.com", "wrong password").await;
     app.login("ada@example.com", PASSWORD).await;
@@ -66,11 +66,27 @@ async fn metrics_count_requests_logins_and_revocations() {
 }
 
 #[tokio::test]
-async fn metrics_can_be_turned_off_or_moved_to_their_own_address() {
-    let off = spawn_app_with(|config| config.metrics = false).await;
-    let response = off.client.get(off.url("/metrics")).send().await.unwrap();
+async fn metrics_are_not_public_unless_put_on_the_api_listener() {
+    let default = spawn_app().await;
+    let response = default
+        .client
+        .get(default.url("/metrics"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), StatusCode::NOT_FOUND);
 
+    let off = spawn_app_with(|config| {
+        config.metrics = false;
+        config.metrics_on_api = true;
+    })
+    .await;
+    let response = off.client.get(off.url("/metrics")).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn metrics_can_be_served_on_their_own_address() {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()

@@ -5,6 +5,8 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use futures_util::StreamExt;
+
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -28,8 +30,13 @@ impl Drop for Server {
 
 /// Starts `latchkey serve` on a fresh SQLite file and a free port, logging JSON to stderr. The
 /// child is waited for by the test after its SIGTERM, or by `Drop`.
-#[allow(clippy::zombie_processes)]
 fn start() -> Server {
+    start_with(&[])
+}
+
+/// [`start`] with some more environment variables.
+#[allow(clippy::zombie_processes)]
+fn start_with(env: &[(&str, &str)]) -> Server {
     let db = format!(
         "sqlite://{}/process-{}.db",
         env!("CARGO_TARGET_TMPDIR"),
@@ -44,6 +51,7 @@ fn start() -> Server {
         .env("LATCHKEY_BCRYPT_COST", "4")
         .env("LATCHKEY_REFRESH_REUSE_INTERVAL", "0")
         .env("LATCHKEY_WORKERS", "1")
+        .envs(env.iter().copied())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -209,4 +217,80 @@ async fn audit_events_are_logged_without_secrets_and_sigterm_exits_cleanly() {
             "a secret reached the log: {secret}"
         );
     }
+}
+
+/// Resident memory of a process, from /proc (Linux).
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("no VmRSS in /proc/PID/status")
+}
+
+/// `count` requests, each with its own made-up 200-character method and its own unknown path.
+async fn made_up_requests(base: &str, from: usize, count: usize) {
+    let client = reqwest::Client::new();
+    futures_util::stream::iter(from..from + count)
+        .map(|i| {
+            let client = client.clone();
+            let method =
+                reqwest::Method::from_bytes(format!("M{i:06}{}", "X".repeat(193)).as_bytes())
+                    .unwrap();
+            let url = format!("{base}/no/such/{i}/{}", "p".repeat(200));
+            async move {
+                let response = client.request(method, url).send().await.unwrap();
+                assert_eq!(response.status(), StatusCode::NOT_FOUND);
+            }
+        })
+        .buffer_unordered(8)
+        .collect::<Vec<()>>()
+        .await;
+}
+
+/// Security review: every made-up method used to become a metrics label, so one anonymous client
+/// grew the process and the `/metrics` page without bound (and with metrics turned off too).
+#[tokio::test]
+async fn made_up_methods_and_paths_leave_memory_and_the_metrics_page_flat() {
+    let server = start_with(&[("LATCHKEY_METRICS_ON_API", "true")]);
+    let client = reqwest::Client::new();
+    let metrics_size = || async {
+        let response = client
+            .get(format!("{}/metrics", server.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        response.text().await.unwrap().len()
+    };
+    // Warm up: the allocator's pools and the label sets every request needs.
+    made_up_requests(&server.base, 0, 500).await;
+    metrics_size().await;
+    let (rss_before, page_before) = (rss_kib(server.child.id()), metrics_size().await);
+
+    made_up_requests(&server.base, 500, 4000).await;
+    let (rss_after, page_after) = (rss_kib(server.child.id()), metrics_size().await);
+
+    assert!(
+        rss_after < rss_before + 4 * 1024,
+        "RSS grew from {rss_before} KiB to {rss_after} KiB"
+    );
+    assert!(
+        page_after < page_before + 1024,
+        "the metrics page grew from {page_before} to {page_after} bytes"
+    );
+    let page = client
+        .get(format!("{}/metrics", server.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains(r#"method="other",route="unmatched",status="404""#),
+        "{page}"
+    );
+    assert!(!page.contains("XXXX") && !page.contains("/no/such"));
 }

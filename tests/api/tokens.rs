@@ -146,7 +146,7 @@ async fn garbage_and_oversized_bearer_tokens_are_refused() {
 #[tokio::test]
 async fn signing_keys_rotate_across_restarts_without_logging_anyone_out() {
     let first = format!("k1:{TEST_SECRET}");
-    let second = format!("k2:{}", "second-secret-second-secret-second!");
+    let second = format!("k2:{}", "Rb5Nw2Xk8Mv4Qj7Tz1Cy6Hf3Ld9Gp0Sa#");
     let app = spawn_app_with(|config| {
         config.jwt_secret = None;
         config.jwt_keys = vec![first.clone()];
