@@ -8,6 +8,16 @@ use clap::Args;
 use crate::abuse::{LimitsConfig, Rate};
 use crate::telemetry::LogFormat;
 
+/// Longest refresh-token lifetime and absolute session lifetime: a year. Past that a session is
+/// not a session but a permanent credential. Like every duration maximum here, it also keeps
+/// `now + setting` far inside the dates chrono can represent (about 262,000 years either way) and
+/// the instants a Tokio timer can reach, so the arithmetic on these settings cannot overflow.
+pub const MAX_SESSION_SECS: u64 = 365 * 86_400;
+
+/// Longest time between background prunes: a day, the longest anyone would want expired rows
+/// kept before they are swept.
+pub const MAX_PRUNE_INTERVAL_SECS: u64 = 86_400;
+
 /// Runtime configuration of one Latchkey instance.
 #[derive(Debug, Clone, Args)]
 pub struct Config {
@@ -62,16 +72,19 @@ pub struct Config {
     )]
     pub issuer: String,
 
-    /// Access token lifetime in seconds.
+    /// Access token lifetime in seconds, at most a day (86400): a revoked session's access
+    /// tokens stay in the in-memory revocation list that long.
     #[arg(long, env = "LATCHKEY_ACCESS_TTL", default_value_t = 900, value_parser = clap::value_parser!(u64).range(1..=86_400), global = true)]
     pub access_ttl: u64,
 
-    /// Refresh token lifetime in seconds (sliding: every refresh issues a new one).
-    #[arg(long, env = "LATCHKEY_REFRESH_TTL", default_value_t = 30 * 86_400, value_parser = clap::value_parser!(u64).range(60..), global = true)]
+    /// Refresh token lifetime in seconds (sliding: every refresh issues a new one), at most a
+    /// year (31536000).
+    #[arg(long, env = "LATCHKEY_REFRESH_TTL", default_value_t = 30 * 86_400, value_parser = clap::value_parser!(u64).range(60..=MAX_SESSION_SECS), global = true)]
     pub refresh_ttl: u64,
 
-    /// Absolute session lifetime in seconds, however often it is refreshed.
-    #[arg(long, env = "LATCHKEY_SESSION_MAX_AGE", default_value_t = 90 * 86_400, value_parser = clap::value_parser!(u64).range(60..), global = true)]
+    /// Absolute session lifetime in seconds, however often it is refreshed; at most a year
+    /// (31536000).
+    #[arg(long, env = "LATCHKEY_SESSION_MAX_AGE", default_value_t = 90 * 86_400, value_parser = clap::value_parser!(u64).range(60..=MAX_SESSION_SECS), global = true)]
     pub session_max_age: u64,
 
     /// Live sessions one user may have; a login past it revokes their oldest session, so
@@ -80,12 +93,14 @@ pub struct Config {
     pub max_sessions_per_user: u32,
 
     /// Seconds after a refresh during which the same refresh token may be presented again (two
-    /// tabs refreshing at once) and gets the same new token instead of revoking the session.
+    /// tabs refreshing at once) and gets the same new token instead of revoking the session. At
+    /// most 300: longer, a stolen token replayed later would also pass as a concurrent refresh.
     #[arg(long, env = "LATCHKEY_REFRESH_REUSE_INTERVAL", default_value_t = 10, value_parser = clap::value_parser!(u64).range(0..=300), global = true)]
     pub refresh_reuse_interval: u64,
 
-    /// Seconds between background sweeps that delete expired sessions and refresh tokens.
-    #[arg(long, env = "LATCHKEY_PRUNE_INTERVAL", default_value_t = 600, value_parser = clap::value_parser!(u64).range(1..), global = true)]
+    /// Seconds between background sweeps that delete expired sessions and refresh tokens, at most
+    /// a day (86400).
+    #[arg(long, env = "LATCHKEY_PRUNE_INTERVAL", default_value_t = 600, value_parser = clap::value_parser!(u64).range(1..=MAX_PRUNE_INTERVAL_SECS), global = true)]
     pub prune_interval: u64,
 
     /// bcrypt cost factor for new password hashes (4–31).
@@ -100,7 +115,8 @@ pub struct Config {
     #[arg(long, env = "LATCHKEY_RATE_LIMITS", default_value_t = true, action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new(), global = true)]
     pub rate_limits: bool,
 
-    /// Login attempts per client address, as COUNT/WINDOW (`20/min`, `5/10s`, `100/h`).
+    /// Login attempts per client address, as COUNT/WINDOW (`20/min`, `5/10s`, `100/h`; the window
+    /// at most `24h`).
     #[arg(
         long,
         env = "LATCHKEY_RATE_LOGIN_PER_IP",
@@ -168,7 +184,8 @@ pub struct Config {
     #[arg(long, env = "LATCHKEY_LOCKOUT_THRESHOLD", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..), global = true)]
     pub lockout_threshold: u32,
 
-    /// First lockout in seconds; each further failure doubles it, up to 15 minutes.
+    /// First lockout in seconds (at most 900); each further failure doubles it, up to 15
+    /// minutes.
     #[arg(long, env = "LATCHKEY_LOCKOUT_BASE_DELAY", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=900), global = true)]
     pub lockout_base_delay: u64,
 
@@ -251,11 +268,11 @@ pub struct Config {
     )]
     pub public_url: String,
 
-    /// Lifetime of a password-reset token, in seconds.
+    /// Lifetime of a password-reset token, in seconds; at most a week (604800).
     #[arg(long, env = "LATCHKEY_RESET_TTL", default_value_t = 3600, value_parser = clap::value_parser!(u64).range(1..=7 * 86_400), global = true)]
     pub reset_ttl: u64,
 
-    /// Lifetime of an email-verification token, in seconds.
+    /// Lifetime of an email-verification token, in seconds; at most 30 days (2592000).
     #[arg(long, env = "LATCHKEY_VERIFY_TTL", default_value_t = 86_400, value_parser = clap::value_parser!(u64).range(1..=30 * 86_400), global = true)]
     pub verify_ttl: u64,
 
@@ -359,4 +376,49 @@ impl Config {
 
 fn available_cpus() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        config: Config,
+    }
+
+    fn parse(flag: &str, value: u64) -> Result<Config, clap::Error> {
+        Cli::try_parse_from(["latchkey", &format!("--{flag}={value}")]).map(|cli| cli.config)
+    }
+
+    /// Found in the field: a refresh TTL this large was accepted, and every signup then panicked
+    /// its worker adding it to the current time.
+    #[test]
+    fn a_refresh_ttl_past_any_date_is_refused() {
+        assert!(parse("refresh-ttl", 99_999_999_999_999).is_err());
+    }
+
+    #[test]
+    fn every_duration_setting_accepts_its_maximum_and_refuses_more() {
+        for (flag, max) in [
+            ("access-ttl", 86_400),
+            ("refresh-ttl", MAX_SESSION_SECS),
+            ("session-max-age", MAX_SESSION_SECS),
+            ("refresh-reuse-interval", 300),
+            ("prune-interval", MAX_PRUNE_INTERVAL_SECS),
+            ("lockout-base-delay", 900),
+            ("reset-ttl", 7 * 86_400),
+            ("verify-ttl", 30 * 86_400),
+        ] {
+            assert!(parse(flag, max).is_ok(), "--{flag}={max} was refused");
+            assert!(
+                parse(flag, max + 1).is_err(),
+                "--{flag}={} was accepted",
+                max + 1
+            );
+        }
+    }
 }

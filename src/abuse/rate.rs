@@ -3,6 +3,10 @@ use std::num::NonZeroU32;
 use std::str::FromStr;
 use std::time::Duration;
 
+/// Longest window of a rate: a day. Longer ones mean nothing for abuse limits, which are counted
+/// in memory and forgotten at each restart, and unbounded ones overflow.
+const MAX_WINDOW_SECS: u64 = 86_400;
+
 /// A rate like `20/min`: up to `count` requests at once, replenished evenly over `window`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Rate {
@@ -34,12 +38,13 @@ impl FromStr for Rate {
             "h" | "hour" => 3600,
             _ => return Err(invalid()),
         };
-        if amount == 0 {
-            return Err(invalid());
-        }
+        let window_secs = amount
+            .checked_mul(unit_secs)
+            .filter(|secs| (1..=MAX_WINDOW_SECS).contains(secs))
+            .ok_or_else(|| format!("{raw:?}: the window must be 1 second to 24 hours"))?;
         Ok(Self {
             count,
-            window: Duration::from_secs(amount * unit_secs),
+            window: Duration::from_secs(window_secs),
         })
     }
 }
@@ -81,6 +86,21 @@ mod tests {
             "20/0s",
             "20/fortnight",
             "-1/s",
+        ] {
+            assert!(raw.parse::<Rate>().is_err(), "{raw:?} was accepted");
+        }
+    }
+
+    /// `amount * unit` overflowed u64 on these: a panic at start in a debug build, and in a
+    /// release build a wrapped, tiny window, so a limit far looser than configured.
+    #[test]
+    fn refuses_windows_longer_than_a_day() {
+        assert!("100/24h".parse::<Rate>().is_ok());
+        for raw in [
+            "100/25h",
+            "1/86401s",
+            "1/5124095576030432h",
+            "1/307445734561825861min",
         ] {
             assert!(raw.parse::<Rate>().is_err(), "{raw:?} was accepted");
         }

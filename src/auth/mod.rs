@@ -17,7 +17,7 @@ mod secret_strength;
 pub use cookie::{CSRF_HEADER, RefreshCookie};
 pub use extractor::{AdminUser, AuthUser, VerifiedToken};
 pub use jwt::{AccessClaims, AccessTokens, IssuedAccessToken, JwtSecret, KeySet, TokenError};
-pub use password::PasswordHasher;
+pub use password::{PasswordHasher, Verification};
 pub use refresh::{RefreshToken, RefreshTokens};
 pub use revocation::RevocationList;
 

@@ -14,15 +14,29 @@ use crate::domain::Password;
 pub struct PasswordHasher {
     cost: u32,
     permits: Arc<Semaphore>,
-    /// Verified against when the email is unknown, so that answer takes as long as a wrong
-    /// password and does not reveal which accounts exist.
-    dummy_hash: Arc<str>,
+    /// Hashes of a throwaway password at every cost from bcrypt's minimum up to the configured
+    /// one: `ladder[i]` has cost `MIN_COST + i`, the last one the configured cost. The last is
+    /// verified against when the email is unknown, so that answer takes as long as a wrong
+    /// password and does not reveal which accounts exist; the cheaper ones pad the check of a
+    /// hash made at a lower cost (see [`PasswordHasher::verify`]).
+    ladder: Arc<[String]>,
 }
+
+/// bcrypt's lowest cost; the `bcrypt` crate does not export it.
+const MIN_COST: u32 = 4;
+
+const DUMMY_PASSWORD: &str = "latchkey timing-equaliser password";
 
 impl PasswordHasher {
     pub async fn new(cost: u32, threads: usize) -> anyhow::Result<Self> {
-        let dummy_hash = tokio::task::spawn_blocking(move || {
-            bcrypt::hash("latchkey timing-equaliser password", cost)
+        anyhow::ensure!(
+            cost >= MIN_COST,
+            "the bcrypt cost must be at least {MIN_COST}"
+        );
+        let ladder = tokio::task::spawn_blocking(move || {
+            (MIN_COST..=cost)
+                .map(|cost| bcrypt::hash(DUMMY_PASSWORD, cost))
+                .collect::<Result<Vec<_>, _>>()
         })
         .await
         .context("the bcrypt task panicked")?
@@ -30,19 +44,14 @@ impl PasswordHasher {
         Ok(Self {
             cost,
             permits: Arc::new(Semaphore::new(threads.max(1))),
-            dummy_hash: dummy_hash.into(),
+            ladder: ladder.into(),
         })
     }
 
     /// Whether `stored_hash` was made at another cost than the configured one, and should be
     /// replaced at the next successful login.
     pub fn needs_upgrade(&self, stored_hash: &str) -> bool {
-        // `$2b$12$…`: the cost is the third `$`-separated field.
-        stored_hash
-            .split('$')
-            .nth(2)
-            .and_then(|cost| cost.parse::<u32>().ok())
-            != Some(self.cost)
+        cost_of(stored_hash) != Some(self.cost)
     }
 
     pub async fn hash(&self, password: &Password) -> anyhow::Result<String> {
@@ -54,18 +63,71 @@ impl PasswordHasher {
 
     /// Checks `password` against `stored_hash`, or against the dummy hash when there is no
     /// account, spending the same time either way. A password bcrypt would truncate never matches.
-    pub async fn verify(&self, password: &str, stored_hash: Option<&str>) -> anyhow::Result<bool> {
-        let candidate = password.to_owned();
-        let hash = stored_hash.map_or_else(|| self.dummy_hash.to_string(), str::to_owned);
+    ///
+    /// New hashes are made from the password's NFKC form ([`Password::parse`]), so that form is
+    /// tried first. Hashes made before passwords were normalized are of the password as typed:
+    /// when that differs, it is tried too, and a match asks for a re-hash. The unknown-email
+    /// path makes the same tries, so it still takes as long.
+    ///
+    /// A stored hash of a lower cost (made before `LATCHKEY_BCRYPT_COST` was raised) verifies
+    /// in a fraction of the time, which would tell dormant accounts from unknown emails. So each
+    /// try is padded with verifications of the ladder's hashes at each cost from the stored
+    /// one up to the configured one: bcrypt's work doubles with each cost step, so
+    /// 2^stored + 2^stored + … + 2^(configured-1) is exactly 2^configured, the work of the
+    /// dummy check. Padding with real bcrypt work rather than a sleep keeps it exact under load:
+    /// a sleep would neither take a core nor queue for the hashing pool like a verify does.
+    pub async fn verify(
+        &self,
+        password: &str,
+        stored_hash: Option<&str>,
+    ) -> anyhow::Result<Verification> {
+        let raw = password.to_owned();
         let account_exists = stored_hash.is_some();
-        let matches = self
+        let hash = stored_hash.map_or_else(|| self.dummy_hash().to_owned(), str::to_owned);
+        let this = self.clone();
+        let verification = self
             .run(move || {
-                let within_limit = candidate.len() <= Password::MAX_BYTES;
-                let matches = bcrypt::verify(&candidate, &hash).unwrap_or(false);
-                Ok(within_limit && matches)
+                let normalized = Password::normalize(&raw);
+                if this.verify_padded(&normalized, &hash) {
+                    return Ok(Verification::Match);
+                }
+                if raw != normalized && this.verify_padded(&raw, &hash) {
+                    return Ok(Verification::MatchAsTyped);
+                }
+                Ok(Verification::Mismatch)
             })
             .await?;
-        Ok(account_exists && matches)
+        Ok(if account_exists {
+            verification
+        } else {
+            Verification::Mismatch
+        })
+    }
+
+    /// One padded try of [`PasswordHasher::verify`]; bcrypt would cut a candidate over 72 bytes
+    /// and match on its first 72, so such a candidate is a mismatch (after the same work).
+    fn verify_padded(&self, candidate: &str, hash: &str) -> bool {
+        let within_limit = candidate.len() <= Password::MAX_BYTES;
+        let configured = self.ladder.len() - 1;
+        let (matches, pads) = match bcrypt::verify(candidate, hash) {
+            Ok(matches) => {
+                let stored =
+                    cost_of(hash).map_or(configured, |cost| cost.saturating_sub(MIN_COST) as usize);
+                (matches, stored.min(configured)..configured)
+            }
+            // A corrupt hash is refused before any hashing work: pad with all of it.
+            Err(_) => (false, configured..configured + 1),
+        };
+        for pad in &self.ladder[pads] {
+            // `black_box`: the result is unused, and the work must not be optimised away.
+            std::hint::black_box(bcrypt::verify(std::hint::black_box(candidate), pad).ok());
+        }
+        within_limit && matches
+    }
+
+    /// The ladder's top rung, at the configured cost (`new` made sure there is one).
+    fn dummy_hash(&self) -> &str {
+        &self.ladder[self.ladder.len() - 1]
     }
 
     async fn run<T, F>(&self, job: F) -> anyhow::Result<T>
@@ -82,6 +144,29 @@ impl PasswordHasher {
             .await
             .context("the bcrypt task panicked")?
     }
+}
+
+/// The outcome of [`PasswordHasher::verify`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verification {
+    /// A wrong password, or no such account.
+    Mismatch,
+    /// The password's normalized form matches.
+    Match,
+    /// Only the password as typed matches: the hash predates normalization and should be
+    /// replaced with one of the normalized form.
+    MatchAsTyped,
+}
+
+impl Verification {
+    pub fn matches(self) -> bool {
+        self != Self::Mismatch
+    }
+}
+
+/// The cost of a bcrypt hash, `$2b$12$…`: its third `$`-separated field.
+fn cost_of(hash: &str) -> Option<u32> {
+    hash.split('$').nth(2).and_then(|cost| cost.parse().ok())
 }
 
 #[cfg(test)]
@@ -103,12 +188,14 @@ mod tests {
                 .verify("correct horse battery", Some(&hash))
                 .await
                 .unwrap()
+                .matches()
         );
         assert!(
             !hasher
                 .verify("correct horse battery!", Some(&hash))
                 .await
                 .unwrap()
+                .matches()
         );
     }
 
@@ -131,6 +218,7 @@ mod tests {
                 .verify("latchkey timing-equaliser password", None)
                 .await
                 .unwrap()
+                .matches()
         );
     }
 
@@ -140,7 +228,48 @@ mod tests {
         let password = Password::parse("x".repeat(72)).unwrap();
         let hash = hasher.hash(&password).await.unwrap();
         let longer = format!("{}tail", "x".repeat(72));
-        assert!(!hasher.verify(&longer, Some(&hash)).await.unwrap());
+        assert!(!hasher.verify(&longer, Some(&hash)).await.unwrap().matches());
+    }
+
+    #[tokio::test]
+    async fn the_normalized_form_is_checked_first_then_the_form_as_typed() {
+        let hasher = hasher().await;
+        let composed = "caf\u{e9} au lait";
+        let decomposed = "cafe\u{301} au lait";
+        let new = hasher
+            .hash(&Password::parse(decomposed.into()).unwrap())
+            .await
+            .unwrap();
+        for typed in [composed, decomposed] {
+            let verification = hasher.verify(typed, Some(&new)).await.unwrap();
+            assert_eq!(verification, Verification::Match);
+        }
+        let legacy = bcrypt::hash(decomposed, 4).unwrap();
+        let verification = hasher.verify(decomposed, Some(&legacy)).await.unwrap();
+        assert_eq!(verification, Verification::MatchAsTyped);
+        let verification = hasher.verify(composed, Some(&legacy)).await.unwrap();
+        assert_eq!(verification, Verification::Mismatch);
+    }
+
+    #[tokio::test]
+    async fn the_72_byte_limit_applies_to_each_form_tried() {
+        let hasher = hasher().await;
+        // 108 bytes as typed, 72 normalized: the normalized form is within the limit.
+        let typed = "e\u{301}".repeat(36);
+        let hash = hasher
+            .hash(&Password::parse(typed.clone()).unwrap())
+            .await
+            .unwrap();
+        assert!(hasher.verify(&typed, Some(&hash)).await.unwrap().matches());
+        // A legacy hash of the first 72 bytes as typed does not match the longer typed form.
+        let legacy = bcrypt::hash(&typed.as_bytes()[..72], 4).unwrap();
+        assert!(
+            !hasher
+                .verify(&typed, Some(&legacy))
+                .await
+                .unwrap()
+                .matches()
+        );
     }
 
     #[tokio::test]
@@ -151,6 +280,7 @@ mod tests {
                 .verify("whatever1", Some("not-a-hash"))
                 .await
                 .unwrap()
+                .matches()
         );
     }
 }

@@ -1,6 +1,12 @@
 use std::fmt;
 
-/// A syntactically valid, trimmed and lower-cased email address of at most 254 characters.
+use unicode_normalization::UnicodeNormalization;
+
+/// A syntactically valid, NFKC-normalized, trimmed and lower-cased email address of at most 254
+/// characters.
+///
+/// NFKC first, so look-alikes that are the same text (full-width `ａｄａ＠example.com`, a
+/// decomposed accent) are one address and cannot make a second account.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Email(String);
 
@@ -8,7 +14,7 @@ impl Email {
     pub const MAX_LEN: usize = 254;
 
     pub fn parse(raw: &str) -> Result<Self, &'static str> {
-        let email = raw.trim().to_lowercase();
+        let email = raw.nfkc().collect::<String>().trim().to_lowercase();
         if email.is_empty() {
             return Err("is required");
         }
@@ -66,6 +72,14 @@ mod tests {
     fn normalises_case_and_whitespace() {
         let email = Email::parse("  Ada.Lovelace@Example.COM ").unwrap();
         assert_eq!(email.as_str(), "ada.lovelace@example.com");
+    }
+
+    #[test]
+    fn normalises_unicode_look_alikes() {
+        let wide = Email::parse("\u{ff21}\u{ff44}\u{ff41}\u{ff20}Example.com").unwrap();
+        assert_eq!(wide.as_str(), "ada@example.com");
+        let decomposed = Email::parse("Jose\u{301}@example.com").unwrap();
+        assert_eq!(decomposed.as_str(), "jos\u{e9}@example.com");
     }
 
     #[test]

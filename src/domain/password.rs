@@ -1,9 +1,17 @@
 use std::fmt;
 
-/// A new password that bcrypt can hash without loss: at least 8 characters and at most 72 bytes.
+use unicode_normalization::UnicodeNormalization;
+
+/// A new password that bcrypt can hash without loss: at least 8 characters and at most 72 bytes,
+/// both counted on its NFKC normal form, which is what is hashed.
 ///
 /// bcrypt silently ignores everything after the 72nd byte, so a longer password is refused rather
 /// than truncated: otherwise two different passwords would log into the same account.
+///
+/// Unicode lets the same text arrive as different code points (é precomposed or as e plus a
+/// combining accent, full-width or ASCII letters), depending on the keyboard and system. NIST SP
+/// 800-63B §5.1.1.2 advises normalizing before hashing so the user's password stays their
+/// password wherever they type it.
 #[derive(Clone)]
 pub struct Password(String);
 
@@ -12,13 +20,19 @@ impl Password {
     pub const MAX_BYTES: usize = 72;
 
     pub fn parse(raw: String) -> Result<Self, &'static str> {
-        if raw.chars().count() < Self::MIN_CHARS {
+        let password = Self::normalize(&raw);
+        if password.chars().count() < Self::MIN_CHARS {
             return Err("must be at least 8 characters");
         }
-        if raw.len() > Self::MAX_BYTES {
+        if password.len() > Self::MAX_BYTES {
             return Err("must be at most 72 bytes (UTF-8); longer passwords are not truncated");
         }
-        Ok(Self(raw))
+        Ok(Self(password))
+    }
+
+    /// The NFKC normal form a password is hashed and checked in.
+    pub fn normalize(raw: &str) -> String {
+        raw.nfkc().collect()
     }
 
     pub fn expose(&self) -> &str {
@@ -59,6 +73,34 @@ mod tests {
     #[test]
     fn refuses_rather_than_truncates_73_bytes() {
         assert!(Password::parse("x".repeat(73)).is_err());
+    }
+
+    #[test]
+    fn composed_and_decomposed_forms_are_the_same_password() {
+        let composed = Password::parse("caf\u{e9} cr\u{e8}me".into()).unwrap();
+        let decomposed = Password::parse("cafe\u{301} cre\u{300}me".into()).unwrap();
+        assert_eq!(composed.expose(), decomposed.expose());
+        assert_eq!(composed.expose(), "caf\u{e9} cr\u{e8}me");
+        // Compatibility forms too: full-width letters and the "fi" ligature.
+        let wide = Password::parse("\u{ff50}\u{ff41}\u{ff53}\u{ff53}\u{fb01}x12".into()).unwrap();
+        assert_eq!(wide.expose(), "passfix12");
+    }
+
+    #[test]
+    fn the_limits_apply_to_the_normalized_form() {
+        // 36 times e + U+0301 is 108 bytes as sent, 72 bytes (36 × é) normalized.
+        assert_eq!(
+            Password::parse("e\u{301}".repeat(36))
+                .unwrap()
+                .expose()
+                .len(),
+            72
+        );
+        assert!(Password::parse("e\u{301}".repeat(37)).is_err());
+        // U+FB03 (the "ffi" ligature) is one character that normalizes to three.
+        assert!(Password::parse("\u{fb03}\u{fb03}ab".into()).is_ok());
+        // U+FDFA is 3 bytes that normalize to 33: five of them are over the limit.
+        assert!(Password::parse("\u{fdfa}".repeat(5)).is_err());
     }
 
     #[test]

@@ -1,6 +1,6 @@
 use actix_web::http::header;
 use actix_web::{FromRequest, HttpRequest, HttpResponse, HttpResponseBuilder, web};
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -8,7 +8,7 @@ use std::net::IpAddr;
 
 use super::sessions::revoke_sessions;
 use crate::abuse::ClientIp;
-use crate::auth::{AuthUser, RefreshToken, VerifiedToken};
+use crate::auth::{AuthUser, RefreshToken, Verification, VerifiedToken};
 use crate::domain::{DisplayName, Email, Password, Role};
 use crate::error::{ApiError, FieldError, TokenProblem};
 use crate::extract::JsonBody;
@@ -105,7 +105,7 @@ pub async fn signup(
         created_at: now,
         email_verified_at: None,
     };
-    let (session, refresh_token, refresh) = new_session(&state, &req, ip, new_user.id);
+    let (session, refresh_token, refresh) = new_session(&state, &req, ip, new_user.id)?;
     let user = state
         .store
         .create_user(&new_user, &session, &refresh)
@@ -147,12 +147,12 @@ pub async fn login(
     let credentials = state.store.credentials_by_email(&email).await?;
     let stored_hash = credentials.as_ref().map(|c| c.password_hash.as_str());
     let known_user = credentials.as_ref().map(|c| c.user.id.to_string());
-    let verified = state
+    let verification = state
         .hasher
         .verify(&body.password, stored_hash)
         .await
         .map_err(ApiError::Internal)?;
-    let Some(credentials) = credentials.filter(|_| verified) else {
+    let Some(credentials) = credentials.filter(|_| verification.matches()) else {
         state.limits.password_failed(ip, email.as_str());
         state.metrics.login(false);
         tracing::info!(
@@ -178,9 +178,9 @@ pub async fn login(
         }
         return Err(ApiError::EmailNotVerified);
     }
-    upgrade_hash(&state, &credentials, &body.password).await;
+    upgrade_hash(&state, &credentials, &body.password, verification).await;
     let user = credentials.user;
-    let (session, refresh_token, refresh) = new_session(&state, &req, ip, user.id);
+    let (session, refresh_token, refresh) = new_session(&state, &req, ip, user.id)?;
     let evicted = state
         .store
         .create_session(&session, &refresh, state.max_sessions_per_user)
@@ -220,8 +220,8 @@ pub async fn refresh(
     };
     let presented = RefreshToken::hash_presented(&token);
     let successor = state.refresh_tokens.successor(&token);
-    let next = stored_refresh_token(&state, &successor);
-    let reuse_since = next.created_at - state.refresh_reuse_interval;
+    let next = stored_refresh_token(&state, &successor)?;
+    let reuse_since = shifted(next.created_at, -state.refresh_reuse_interval)?;
     match state
         .store
         .refresh_session(&presented, &next, reuse_since)
@@ -315,7 +315,7 @@ pub async fn logout(
     } else if let Some(cookie) = state.refresh_cookie.read(&req)? {
         let presented = RefreshToken::hash_presented(&cookie);
         let now = store::now();
-        let reuse_since = now - state.refresh_reuse_interval;
+        let reuse_since = shifted(now, -state.refresh_reuse_interval)?;
         match state
             .store
             .check_refresh_token(&presented, now, reuse_since)
@@ -373,13 +373,23 @@ pub async fn verify(caller: AuthUser) -> HttpResponse {
 }
 
 /// Re-hashes the password at the configured cost when the stored hash has another one, so a
-/// raised `LATCHKEY_BCRYPT_COST` reaches every active user without a reset. Best effort: the
-/// login succeeds whether or not the upgrade does, and the next login tries again.
-async fn upgrade_hash(state: &AppState, credentials: &Credentials, password: &str) {
-    if !state.hasher.needs_upgrade(&credentials.password_hash) {
+/// raised `LATCHKEY_BCRYPT_COST` reaches every active user without a reset, and from its
+/// normalized form when only the form as typed matched (a hash from before passwords were
+/// normalized). Best effort: the login succeeds whether or not the upgrade does, and the next
+/// login tries again.
+async fn upgrade_hash(
+    state: &AppState,
+    credentials: &Credentials,
+    password: &str,
+    verification: Verification,
+) {
+    if verification != Verification::MatchAsTyped
+        && !state.hasher.needs_upgrade(&credentials.password_hash)
+    {
         return;
     }
     // A password set under older rules cannot be re-hashed as a `Password`; it keeps its hash.
+    // `parse` normalizes, so the new hash is of the normalized form.
     let Ok(password) = Password::parse(password.to_owned()) else {
         return;
     };
@@ -401,14 +411,14 @@ fn new_session(
     req: &HttpRequest,
     ip: IpAddr,
     user_id: Uuid,
-) -> (NewSession, RefreshToken, NewRefreshToken) {
+) -> Result<(NewSession, RefreshToken, NewRefreshToken), ApiError> {
     let refresh_token = state.refresh_tokens.generate();
-    let refresh = stored_refresh_token(state, &refresh_token);
+    let refresh = stored_refresh_token(state, &refresh_token)?;
     let session = NewSession {
         id: Uuid::new_v4(),
         user_id,
         created_at: refresh.created_at,
-        expires_at: refresh.created_at + state.session_max_age,
+        expires_at: shifted(refresh.created_at, state.session_max_age)?,
         user_agent: req
             .headers()
             .get(header::USER_AGENT)
@@ -416,16 +426,30 @@ fn new_session(
             .map(|agent| agent.chars().take(MAX_USER_AGENT_CHARS).collect()),
         ip: Some(ip.to_string()),
     };
-    (session, refresh_token, refresh)
+    Ok((session, refresh_token, refresh))
 }
 
-fn stored_refresh_token(state: &AppState, token: &RefreshToken) -> NewRefreshToken {
+fn stored_refresh_token(
+    state: &AppState,
+    token: &RefreshToken,
+) -> Result<NewRefreshToken, ApiError> {
     let now = store::now();
-    NewRefreshToken {
+    Ok(NewRefreshToken {
         hash: token.hash(),
         created_at: now,
-        expires_at: now + state.refresh_ttl,
-    }
+        expires_at: shifted(now, state.refresh_ttl)?,
+    })
+}
+
+/// `at + by`, checked. The configured maxima (src/config.rs) keep it far inside chrono's range,
+/// but an overflow would panic the worker and drop the connection without an answer; this way a
+/// setting that slipped past them is a logged 500 instead.
+fn shifted(at: DateTime<Utc>, by: TimeDelta) -> Result<DateTime<Utc>, ApiError> {
+    at.checked_add_signed(by).ok_or_else(|| {
+        ApiError::Internal(anyhow::anyhow!(
+            "{at} + {by} is past the representable dates: check the duration settings"
+        ))
+    })
 }
 
 fn token_response(

@@ -187,12 +187,12 @@ async fn check_password(
 ) -> Result<(), ApiError> {
     let account = credentials.user.email.as_str();
     state.limits.password_attempt(ip, account)?;
-    let verified = state
+    let verification = state
         .hasher
         .verify(password, Some(&credentials.password_hash))
         .await
         .map_err(ApiError::Internal)?;
-    if verified {
+    if verification.matches() {
         state.limits.password_succeeded(ip, account);
         Ok(())
     } else {
