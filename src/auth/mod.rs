@@ -7,6 +7,7 @@ use rand::RngCore;
 use rand::rngs::OsRng;
 
 mod cookie;
+mod device;
 mod extractor;
 mod jwt;
 mod password;
@@ -14,6 +15,7 @@ mod refresh;
 mod revocation;
 
 pub use cookie::{CSRF_HEADER, RefreshCookie};
+pub use device::{DeviceClaim, DeviceTokens};
 pub use extractor::{AdminUser, AuthUser, VerifiedToken};
 pub use jwt::{AccessClaims, AccessTokens, IssuedAccessToken, JwtSecret, KeySet, TokenError};
 pub use password::PasswordHasher;
