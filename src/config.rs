@@ -189,6 +189,12 @@ pub struct Config {
     #[arg(long, env = "LATCHKEY_LOCKOUT_BASE_DELAY", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=900), global = true)]
     pub lockout_base_delay: u64,
 
+    /// Keys (client addresses, accounts, devices) each rate limit and the lockout keep at most;
+    /// when full, the key closest to its full allowance is forgotten first. About 2.7 KB per
+    /// key in all: 10,000 keys bound the limits' memory to about 27 MB.
+    #[arg(long, env = "LATCHKEY_RATE_LIMIT_KEYS", default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..), global = true)]
+    pub rate_limit_keys: u32,
+
     /// Proxies whose X-Forwarded-For is trusted, as comma-separated CIDRs or addresses. From
     /// anyone else the header is ignored.
     #[arg(
@@ -320,6 +326,7 @@ impl Config {
             resend_per_user: self.rate_resend_per_user,
             lockout_threshold: self.lockout_threshold,
             lockout_base_delay: Duration::from_secs(self.lockout_base_delay),
+            max_keys: self.rate_limit_keys as usize,
         }
     }
 

@@ -17,8 +17,8 @@ use uuid::Uuid;
 use crate::abuse::{Limits, TrustedProxies};
 use crate::accounts::{self, BootstrapOutcome};
 use crate::auth::{
-    AccessTokens, CSRF_HEADER, JwtSecret, KeySet, PasswordHasher, RefreshCookie, RefreshTokens,
-    RevocationList, random_token,
+    AccessTokens, CSRF_HEADER, DeviceTokens, JwtSecret, KeySet, PasswordHasher, RefreshCookie,
+    RefreshTokens, RevocationList, random_token,
 };
 use crate::config::Config;
 use crate::domain::{Email, Password};
@@ -40,6 +40,7 @@ pub struct AppState {
     pub trusted_proxies: TrustedProxies,
     pub tokens: AccessTokens,
     pub refresh_tokens: RefreshTokens,
+    pub device_tokens: DeviceTokens,
     pub refresh_cookie: RefreshCookie,
     pub revocations: Arc<RevocationList>,
     pub hasher: PasswordHasher,
@@ -118,6 +119,7 @@ impl Application {
             limits,
             trusted_proxies,
             refresh_tokens: RefreshTokens::new(keys.signing_secret()),
+            device_tokens: DeviceTokens::new(keys.signing_secret()),
             refresh_cookie: RefreshCookie::new(
                 config.refresh_cookie,
                 config.refresh_ttl,

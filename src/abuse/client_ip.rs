@@ -1,5 +1,5 @@
 use std::future::{Ready, ready};
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 
 use actix_web::dev::Payload;
 use actix_web::{FromRequest, HttpRequest, web};
@@ -36,18 +36,24 @@ impl TrustedProxies {
     /// The client behind `peer`. Only a trusted peer's `X-Forwarded-For` is read, right to
     /// left: each trusted hop is skipped, and the first untrusted address is the client. What
     /// anyone else writes there is ignored, so a spoofed header changes nothing.
+    ///
+    /// A hop that is not an address (`unknown`, an obfuscated name, garbage) ends the walk and
+    /// the last trusted hop seen is the client: skipping it would let whatever the client wrote
+    /// further left choose its own address, and escape every per-address limit. IPv4-mapped IPv6
+    /// addresses count as their IPv4 address, as a dual-stack listener reports IPv4 peers so.
     pub fn client_ip<'a>(
         &self,
         peer: IpAddr,
         forwarded_for: impl DoubleEndedIterator<Item = &'a str>,
     ) -> IpAddr {
+        let peer = peer.to_canonical();
         if !self.trusts(&peer) {
             return peer;
         }
         let mut client = peer;
         for hop in forwarded_for.rev() {
-            let Ok(ip) = hop.trim().parse::<IpAddr>() else {
-                continue;
+            let Some(ip) = parse_hop(hop) else {
+                break;
             };
             client = ip;
             if !self.trusts(&ip) {
@@ -56,6 +62,21 @@ impl TrustedProxies {
         }
         client
     }
+}
+
+/// One `X-Forwarded-For` entry: an address, bare or with a port (`198.51.100.7:5678`,
+/// `[2001:db8::1]:443`), or a bracketed IPv6 address (`[2001:db8::1]`), as proxies write them.
+fn parse_hop(hop: &str) -> Option<IpAddr> {
+    let hop = hop.trim();
+    let bracketed = || {
+        let inner = hop.strip_prefix('[')?.strip_suffix(']')?;
+        inner.parse::<Ipv6Addr>().ok().map(IpAddr::V6)
+    };
+    hop.parse::<IpAddr>()
+        .ok()
+        .or_else(|| hop.parse::<SocketAddr>().ok().map(|addr| addr.ip()))
+        .or_else(bracketed)
+        .map(|ip| ip.to_canonical())
 }
 
 /// The address of the client that sent the request, through trusted proxies.
@@ -117,11 +138,51 @@ mod tests {
     }
 
     #[test]
-    fn garbage_hops_are_skipped_and_no_header_means_the_peer() {
-        let client = proxies().client_ip(ip("10.0.0.1"), ["198.51.100.7", "junk"].into_iter());
-        assert_eq!(client, ip("198.51.100.7"));
+    fn no_header_means_the_peer() {
         let client = proxies().client_ip(ip("10.0.0.1"), std::iter::empty());
         assert_eq!(client, ip("10.0.0.1"));
+    }
+
+    #[test]
+    fn hops_with_ports_and_brackets_are_parsed() {
+        for (hop, expected) in [
+            ("198.51.100.7:5678", "198.51.100.7"),
+            ("[2001:db8::1]:443", "2001:db8::1"),
+            ("[2001:db8::1]", "2001:db8::1"),
+            ("2001:db8::1", "2001:db8::1"),
+            (" 198.51.100.7 ", "198.51.100.7"),
+        ] {
+            let hops = ["6.6.6.6", hop, "10.1.2.3:80"];
+            let client = proxies().client_ip(ip("127.0.0.1"), hops.into_iter());
+            assert_eq!(client, ip(expected), "{hop:?}");
+        }
+    }
+
+    #[test]
+    fn an_unparseable_hop_stops_the_walk_at_the_last_trusted_hop() {
+        // Skipping `unknown` (or garbage) would hand the choice of address to whatever the
+        // client wrote further left.
+        for junk in [
+            "unknown",
+            "junk",
+            "",
+            "_hidden",
+            "198.51.100.7:port",
+            "[2001:db8::1",
+        ] {
+            let hops = ["6.6.6.6", junk, "10.1.2.3"];
+            let client = proxies().client_ip(ip("127.0.0.1"), hops.into_iter());
+            assert_eq!(client, ip("10.1.2.3"), "{junk:?}");
+            let client = proxies().client_ip(ip("10.0.0.1"), ["6.6.6.6", junk].into_iter());
+            assert_eq!(client, ip("10.0.0.1"), "{junk:?}");
+        }
+    }
+
+    #[test]
+    fn ipv4_mapped_addresses_are_their_ipv4_address() {
+        let client =
+            proxies().client_ip(ip("::ffff:127.0.0.1"), ["::ffff:198.51.100.7"].into_iter());
+        assert_eq!(client, ip("198.51.100.7"));
     }
 
     #[test]

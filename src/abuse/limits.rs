@@ -1,15 +1,16 @@
 use std::hash::Hash;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr};
+use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use governor::clock::{Clock, DefaultClock};
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use super::Rate;
+use super::bounded::DeadlineMap;
 use super::lockout::Lockout;
 
-/// Longest lockout of one account for one address.
+/// Longest lockout of one account for one address or device.
 const MAX_LOCKOUT: Duration = Duration::from_secs(15 * 60);
 
 /// The limits in force, from the configuration.
@@ -25,127 +26,277 @@ pub struct LimitsConfig {
     pub resend_per_user: Rate,
     pub lockout_threshold: u32,
     pub lockout_base_delay: Duration,
+    /// Keys each limit, and the lockout, keeps at most (see [`Limits`]).
+    pub max_keys: usize,
 }
 
 /// A request refused for going over a limit; retry after this long.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RateLimited(pub Duration);
 
-/// Per client address and per account limits, and the account lockout. In memory: each instance
-/// counts what it sees.
+/// A client that logged in to an account before, as named by its device token
+/// (`crate::auth::DeviceTokens`): random bits that the token's MAC binds to one account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct DeviceId(pub [u8; 16]);
+
+/// An account as the limits know it: a digest of its normalised email. A fixed size, so what a
+/// key costs does not depend on the address's length.
+type AccountKey = [u8; 16];
+
+/// Where a password attempt came from, for the lockout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+enum Origin {
+    Address(IpAddr),
+    Device(DeviceId),
+}
+
+/// Per client address, per account and per device limits, and the lockout. In memory: each
+/// instance counts what it sees.
+///
+/// Client addresses are counted per IPv4 address and per IPv6 /64 (see [`address_key`]).
+///
+/// Memory is bounded: each of the eight limits and the lockout keeps at most
+/// `LimitsConfig::max_keys` keys. When a new key arrives at a full limit, the key closest to its
+/// full allowance is forgotten first (keys already back at it cost nothing to forget), so a flood
+/// of new addresses or emails, one request each, pushes out only keys less used than its own, and
+/// never a key that is over its limit (unless `max_keys` keys are). A key costs at most about
+/// 260 bytes in a limit and 560 bytes in the lockout (measured at the peak of a table's growth),
+/// so all of it stays under `max_keys` × 2.7 KB: about 27 MB at the default of 10,000.
 pub struct Limits {
     enabled: bool,
-    login_per_ip: DefaultKeyedRateLimiter<IpAddr>,
-    login_per_account: DefaultKeyedRateLimiter<String>,
-    signup_per_ip: DefaultKeyedRateLimiter<IpAddr>,
-    refresh_per_ip: DefaultKeyedRateLimiter<IpAddr>,
-    forgot_per_ip: DefaultKeyedRateLimiter<IpAddr>,
-    forgot_per_email: DefaultKeyedRateLimiter<String>,
-    resend_per_user: DefaultKeyedRateLimiter<Uuid>,
-    lockout: Lockout,
-    clock: DefaultClock,
+    login_per_ip: KeyedLimit<IpAddr>,
+    login_per_account: KeyedLimit<AccountKey>,
+    login_per_device: KeyedLimit<DeviceId>,
+    signup_per_ip: KeyedLimit<IpAddr>,
+    refresh_per_ip: KeyedLimit<IpAddr>,
+    forgot_per_ip: KeyedLimit<IpAddr>,
+    forgot_per_email: KeyedLimit<AccountKey>,
+    resend_per_user: KeyedLimit<Uuid>,
+    lockout: Lockout<(AccountKey, Origin)>,
 }
 
 impl Limits {
     pub fn new(config: &LimitsConfig) -> Self {
+        let max_keys = config.max_keys;
         Self {
             enabled: config.enabled,
-            login_per_ip: keyed(config.login_per_ip),
-            login_per_account: keyed(config.login_per_account),
-            signup_per_ip: keyed(config.signup_per_ip),
-            refresh_per_ip: keyed(config.refresh_per_ip),
-            forgot_per_ip: keyed(config.forgot_per_ip),
-            forgot_per_email: keyed(config.forgot_per_email),
-            resend_per_user: keyed(config.resend_per_user),
+            login_per_ip: KeyedLimit::new(config.login_per_ip, max_keys),
+            login_per_account: KeyedLimit::new(config.login_per_account, max_keys),
+            // A device gets the allowance a whole account has, for itself.
+            login_per_device: KeyedLimit::new(config.login_per_account, max_keys),
+            signup_per_ip: KeyedLimit::new(config.signup_per_ip, max_keys),
+            refresh_per_ip: KeyedLimit::new(config.refresh_per_ip, max_keys),
+            forgot_per_ip: KeyedLimit::new(config.forgot_per_ip, max_keys),
+            forgot_per_email: KeyedLimit::new(config.forgot_per_email, max_keys),
+            resend_per_user: KeyedLimit::new(config.resend_per_user, max_keys),
             lockout: Lockout::new(
                 config.lockout_threshold,
                 config.lockout_base_delay,
                 MAX_LOCKOUT,
+                max_keys,
             ),
-            clock: DefaultClock::default(),
         }
     }
 
     pub fn signup(&self, ip: IpAddr) -> Result<(), RateLimited> {
-        self.check(&self.signup_per_ip, &ip)
+        self.check(&self.signup_per_ip, address_key(ip))
     }
 
     pub fn refresh(&self, ip: IpAddr) -> Result<(), RateLimited> {
-        self.check(&self.refresh_per_ip, &ip)
+        self.check(&self.refresh_per_ip, address_key(ip))
     }
 
     /// A password-reset mail requested for `email` from `ip`. Counted whether or not an account
     /// has the address, so the answer says nothing about which ones exist; the address's own
     /// limit stops anyone from flooding one mailbox, from however many addresses.
     pub fn forgot_password(&self, ip: IpAddr, email: &str) -> Result<(), RateLimited> {
-        self.check(&self.forgot_per_ip, &ip)?;
-        self.check(&self.forgot_per_email, &email.to_owned())
+        self.check(&self.forgot_per_ip, address_key(ip))?;
+        self.check(&self.forgot_per_email, account_key(email))
     }
 
     /// A verification mail sent again at the request of `user_id`, or because their login was
     /// refused for an unverified address.
     pub fn resend_verification(&self, user_id: Uuid) -> Result<(), RateLimited> {
-        self.check(&self.resend_per_user, &user_id)
+        self.check(&self.resend_per_user, user_id)
     }
 
-    /// Before a password of `account` is checked for a request from `ip`: a login, or a
-    /// current password in a self-service change. The address's own limit and lockout come
-    /// first, so a locked-out address does not use up the account's allowance.
+    /// Before a password of `account` is checked for a request from `ip`, without a device
+    /// token: a self-service change. [`Limits::address_attempt`], then
+    /// [`Limits::account_attempt`] without a device.
     pub fn password_attempt(&self, ip: IpAddr, account: &str) -> Result<(), RateLimited> {
+        self.address_attempt(ip)?;
+        self.account_attempt(ip, account, None)
+    }
+
+    /// The first check of a login, before anything is looked up: the client address's own
+    /// limit, which every attempt counts against, whatever it presents.
+    pub fn address_attempt(&self, ip: IpAddr) -> Result<(), RateLimited> {
+        self.check(&self.login_per_ip, address_key(ip))
+    }
+
+    /// The second check, before the password is: the lockout of the account for this origin,
+    /// then the allowance the attempt is counted in. With the device token of a client that
+    /// logged in to this account before (`device`), that is the device's own lockout and
+    /// allowance: an attacker spending the account's allowance, or locking out an address the
+    /// owner shares, does not stop the owner's device, and a stolen device token buys only a few
+    /// guesses. Without one, it is the address's lockout and the allowance of the account, shared
+    /// by every address, which bounds the guesses against one account. The lockout comes first,
+    /// so a locked-out origin does not use up an allowance.
+    pub fn account_attempt(
+        &self,
+        ip: IpAddr,
+        account: &str,
+        device: Option<DeviceId>,
+    ) -> Result<(), RateLimited> {
         if !self.enabled {
             return Ok(());
         }
-        self.check(&self.login_per_ip, &ip)?;
-        if let Some(left) = self.lockout.locked_for(account, ip, Instant::now()) {
+        let account = account_key(account);
+        if let Some(left) = self
+            .lockout
+            .locked_for((account, origin(ip, device)), Instant::now())
+        {
             return Err(RateLimited(left));
         }
-        self.check(&self.login_per_account, &account.to_owned())
+        match device {
+            Some(device) => self.check(&self.login_per_device, device),
+            None => self.check(&self.login_per_account, account),
+        }
     }
 
     pub fn password_failed(&self, ip: IpAddr, account: &str) {
-        if self.enabled {
-            self.lockout.failed(account, ip, Instant::now());
-        }
+        self.attempt_failed(ip, account, None);
     }
 
     pub fn password_succeeded(&self, ip: IpAddr, account: &str) {
+        self.attempt_succeeded(ip, account, None);
+    }
+
+    /// A wrong password, counted against the origin [`Limits::account_attempt`] checked.
+    pub fn attempt_failed(&self, ip: IpAddr, account: &str, device: Option<DeviceId>) {
         if self.enabled {
-            self.lockout.succeeded(account, ip);
+            let key = (account_key(account), origin(ip, device));
+            self.lockout.failed(key, Instant::now());
+        }
+    }
+
+    /// A correct password clears the lockout record of the origin it came from.
+    pub fn attempt_succeeded(&self, ip: IpAddr, account: &str, device: Option<DeviceId>) {
+        if self.enabled {
+            self.lockout
+                .succeeded((account_key(account), origin(ip, device)));
         }
     }
 
     /// Forgets keys that are back to their full allowance, and stale lockout records.
     pub fn prune(&self) {
-        self.login_per_ip.retain_recent();
-        self.login_per_account.retain_recent();
-        self.signup_per_ip.retain_recent();
-        self.refresh_per_ip.retain_recent();
-        self.forgot_per_ip.retain_recent();
-        self.forgot_per_email.retain_recent();
-        self.resend_per_user.retain_recent();
-        self.lockout.prune(Instant::now());
+        let now = Instant::now();
+        self.login_per_ip.prune(now);
+        self.login_per_account.prune(now);
+        self.login_per_device.prune(now);
+        self.signup_per_ip.prune(now);
+        self.refresh_per_ip.prune(now);
+        self.forgot_per_ip.prune(now);
+        self.forgot_per_email.prune(now);
+        self.resend_per_user.prune(now);
+        self.lockout.prune(now);
     }
 
-    fn check<K: Clone + Hash + Eq>(
+    #[cfg(test)]
+    fn key_counts(&self) -> [(&'static str, usize); 9] {
+        [
+            ("login_per_ip", self.login_per_ip.len()),
+            ("login_per_account", self.login_per_account.len()),
+            ("login_per_device", self.login_per_device.len()),
+            ("signup_per_ip", self.signup_per_ip.len()),
+            ("refresh_per_ip", self.refresh_per_ip.len()),
+            ("forgot_per_ip", self.forgot_per_ip.len()),
+            ("forgot_per_email", self.forgot_per_email.len()),
+            ("resend_per_user", self.resend_per_user.len()),
+            ("lockout", self.lockout.len()),
+        ]
+    }
+
+    fn check<K: Copy + Ord + Hash>(
         &self,
-        limiter: &DefaultKeyedRateLimiter<K>,
-        key: &K,
+        limit: &KeyedLimit<K>,
+        key: K,
     ) -> Result<(), RateLimited> {
         if !self.enabled {
             return Ok(());
         }
-        limiter
-            .check_key(key)
-            .map_err(|not_until| RateLimited(not_until.wait_time_from(self.clock.now())))
+        limit.check(key, Instant::now())
     }
 }
 
-fn keyed<K: Clone + Hash + Eq>(rate: Rate) -> DefaultKeyedRateLimiter<K> {
-    let period = rate.window / rate.count.get();
-    let quota = Quota::with_period(period.max(Duration::from_nanos(1)))
-        .unwrap_or_else(|| Quota::per_second(rate.count))
-        .allow_burst(rate.count);
-    RateLimiter::keyed(quota)
+/// The key of a client address. IPv6 addresses count per /64, the block one host or one
+/// customer usually gets whole: otherwise a single machine could try from a new address each
+/// time, past every per-address limit and the lockout. IPv4 addresses count one by one, and an
+/// IPv4-mapped IPv6 address as its IPv4 address.
+fn address_key(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => IpAddr::V6(Ipv6Addr::from_bits(v6.to_bits() & !u128::from(u64::MAX))),
+        v4 => v4,
+    }
+}
+
+fn account_key(account: &str) -> AccountKey {
+    let digest = Sha256::digest(account.as_bytes());
+    let mut key = AccountKey::default();
+    let len = key.len();
+    key.copy_from_slice(&digest[..len]);
+    key
+}
+
+fn origin(ip: IpAddr, device: Option<DeviceId>) -> Origin {
+    device.map_or(Origin::Address(address_key(ip)), Origin::Device)
+}
+
+/// A rate limit per key, by the generic cell rate algorithm: a key's whole state is the instant
+/// its allowance is full again, which moves `interval` later with each request. A request that
+/// would put it more than the burst (the whole window) ahead is refused.
+struct KeyedLimit<K> {
+    interval: Duration,
+    burst: Duration,
+    keys: Mutex<DeadlineMap<K, ()>>,
+}
+
+impl<K: Copy + Ord + Hash> KeyedLimit<K> {
+    fn new(rate: Rate, max_keys: usize) -> Self {
+        let interval = (rate.window / rate.count.get()).max(Duration::from_nanos(1));
+        Self {
+            interval,
+            burst: interval.saturating_mul(rate.count.get()),
+            keys: Mutex::new(DeadlineMap::new(max_keys)),
+        }
+    }
+
+    fn check(&self, key: K, now: Instant) -> Result<(), RateLimited> {
+        let mut keys = self.keys.lock().unwrap_or_else(PoisonError::into_inner);
+        let full_at = keys.get(&key).map_or(now, |(full_at, ())| full_at.max(now));
+        let next = full_at + self.interval;
+        let latest = now + self.burst;
+        if next > latest {
+            return Err(RateLimited(next - latest));
+        }
+        keys.insert(key, next, ());
+        Ok(())
+    }
+
+    fn prune(&self, now: Instant) {
+        self.keys
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .prune(now);
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.keys
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
+    }
 }
 
 #[cfg(test)]
@@ -164,7 +315,12 @@ mod tests {
             resend_per_user: "1/min".parse().unwrap(),
             lockout_threshold: 2,
             lockout_base_delay: Duration::from_secs(30),
+            max_keys: 1_000,
         }
+    }
+
+    fn ip(raw: &str) -> IpAddr {
+        raw.parse().unwrap()
     }
 
     #[test]
@@ -218,5 +374,66 @@ mod tests {
             assert!(limits.password_attempt(ip, "ada").is_ok());
             limits.password_failed(ip, "ada");
         }
+    }
+
+    #[test]
+    fn a_flood_of_new_keys_stays_at_the_cap_and_keeps_attackers_limited() {
+        let limits = Limits::new(&config(true));
+        let attacker = ip("198.51.100.66");
+        // Over the signup limit, and locked out of ada's account.
+        while limits.signup(attacker).is_ok() {}
+        for _ in 0..2 {
+            limits.password_attempt(attacker, "ada").unwrap();
+            limits.password_failed(attacker, "ada");
+        }
+        assert!(limits.password_attempt(attacker, "ada").is_err());
+
+        for n in 0..100_000_u32 {
+            let flooder = IpAddr::from((0x0a00_0000 | n).to_be_bytes());
+            let account = format!("user{n}@example.com");
+            let _ = limits.signup(flooder);
+            let _ = limits.forgot_password(flooder, &account);
+            if limits.password_attempt(flooder, &account).is_ok() {
+                limits.password_failed(flooder, &account);
+            }
+        }
+
+        for (limit, keys) in limits.key_counts() {
+            let flooded = !matches!(
+                limit,
+                "login_per_device" | "refresh_per_ip" | "resend_per_user"
+            );
+            assert_eq!(keys, if flooded { 1_000 } else { 0 }, "{limit}");
+        }
+        assert!(
+            limits.signup(attacker).is_err(),
+            "the attacker was forgotten"
+        );
+        assert!(limits.password_attempt(attacker, "ada").is_err());
+    }
+
+    #[test]
+    fn ipv6_addresses_share_limits_per_64_and_ipv4_per_address() {
+        let limits = Limits::new(&config(true));
+        assert!(limits.signup(ip("2001:db8:1:2::1")).is_ok());
+        assert!(
+            limits
+                .signup(ip("2001:db8:1:2:ffff:ffff:ffff:ffff"))
+                .is_ok()
+        );
+        assert!(limits.signup(ip("2001:db8:1:2::3")).is_err());
+        assert!(limits.signup(ip("2001:db8:1:3::1")).is_ok());
+
+        assert!(limits.signup(ip("198.51.100.1")).is_ok());
+        assert!(limits.signup(ip("198.51.100.1")).is_ok());
+        assert!(limits.signup(ip("::ffff:198.51.100.1")).is_err());
+        assert!(limits.signup(ip("198.51.100.2")).is_ok());
+
+        // The lockout is per /64 too.
+        for host in ["2001:db8:9::1", "2001:db8:9::2"] {
+            limits.password_attempt(ip(host), "ada").unwrap();
+            limits.password_failed(ip(host), "ada");
+        }
+        assert!(limits.password_attempt(ip("2001:db8:9::3"), "ada").is_err());
     }
 }

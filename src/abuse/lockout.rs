@@ -1,123 +1,126 @@
-use std::collections::HashMap;
-use std::net::IpAddr;
-use std::sync::Mutex;
+use std::hash::Hash;
+use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-/// Escalating lockout after repeated wrong passwords for one account from one client address.
+use super::bounded::DeadlineMap;
+
+/// Escalating lockout after repeated wrong passwords for one key: an account together with the
+/// client address, or with the device, that tried them.
 ///
-/// Keyed by account *and* address: an attacker hammering a victim's account from one address
+/// Keyed by account *and* origin: an attacker hammering a victim's account from one address
 /// locks only that address out of that account, never the victim on another address. (The
 /// per-account rate limit is what slows an attack spread over many addresses.)
-pub struct Lockout {
+///
+/// At most `capacity` records are kept. A record is forgotten `max_delay` after its last event
+/// (the last failure, or the end of its lock), and when room is needed the record that would be
+/// forgotten soonest goes first: every record that is not locked goes before any that is, so a
+/// flood of single failures cannot unlock an attacker.
+pub struct Lockout<K> {
     threshold: u32,
     base_delay: Duration,
     max_delay: Duration,
-    entries: Mutex<HashMap<(String, IpAddr), Failures>>,
+    records: Mutex<DeadlineMap<K, Failures>>,
 }
 
 struct Failures {
     count: u32,
     locked_until: Option<Instant>,
-    last: Instant,
 }
 
-impl Lockout {
-    pub fn new(threshold: u32, base_delay: Duration, max_delay: Duration) -> Self {
+impl<K: Copy + Ord + Hash> Lockout<K> {
+    pub fn new(threshold: u32, base_delay: Duration, max_delay: Duration, capacity: usize) -> Self {
         Self {
             threshold: threshold.max(1),
             base_delay,
             max_delay,
-            entries: Mutex::new(HashMap::new()),
+            records: Mutex::new(DeadlineMap::new(capacity)),
         }
     }
 
-    /// How much longer this account is locked for this address, if it is.
-    pub fn locked_for(&self, account: &str, ip: IpAddr, now: Instant) -> Option<Duration> {
-        let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        entries
-            .get(&(account.to_owned(), ip))
-            .and_then(|failures| failures.locked_until)
+    /// How much longer `key` is locked, if it is.
+    pub fn locked_for(&self, key: K, now: Instant) -> Option<Duration> {
+        let records = self.records.lock().unwrap_or_else(PoisonError::into_inner);
+        records
+            .get(&key)
+            .and_then(|(_, failures)| failures.locked_until)
             .and_then(|until| until.checked_duration_since(now))
             .filter(|left| !left.is_zero())
     }
 
-    /// Records a wrong password. From the `threshold`-th failure on, each one locks the pair for
+    /// Records a wrong password. From the `threshold`-th failure on, each one locks the key for
     /// twice as long as the one before, up to `max_delay`.
-    pub fn failed(&self, account: &str, ip: IpAddr, now: Instant) {
-        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        let failures = entries.entry((account.to_owned(), ip)).or_insert(Failures {
-            count: 0,
-            locked_until: None,
-            last: now,
-        });
-        failures.count = failures.count.saturating_add(1);
-        failures.last = now;
-        if failures.count >= self.threshold {
-            let doublings = (failures.count - self.threshold).min(20);
-            let delay = self
+    pub fn failed(&self, key: K, now: Instant) {
+        let mut records = self.records.lock().unwrap_or_else(PoisonError::into_inner);
+        let count = records
+            .get(&key)
+            .map_or(0, |(_, failures)| failures.count)
+            .saturating_add(1);
+        let locked_until = (count >= self.threshold).then(|| {
+            let doublings = (count - self.threshold).min(20);
+            now + self
                 .base_delay
                 .saturating_mul(1 << doublings)
-                .min(self.max_delay);
-            failures.locked_until = Some(now + delay);
-        }
+                .min(self.max_delay)
+        });
+        let forget_at = locked_until.unwrap_or(now) + self.max_delay;
+        records.insert(
+            key,
+            forget_at,
+            Failures {
+                count,
+                locked_until,
+            },
+        );
     }
 
     /// A correct password clears the record.
-    pub fn succeeded(&self, account: &str, ip: IpAddr) {
-        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        entries.remove(&(account.to_owned(), ip));
+    pub fn succeeded(&self, key: K) {
+        let mut records = self.records.lock().unwrap_or_else(PoisonError::into_inner);
+        records.remove(&key);
     }
 
-    /// Forgets records that no longer lock anything and are older than the longest delay.
+    /// Forgets records `max_delay` after their last failure or the end of their lock.
     pub fn prune(&self, now: Instant) {
-        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        let max_delay = self.max_delay;
-        entries.retain(|_, failures| {
-            failures.locked_until.is_some_and(|until| until > now)
-                || now.saturating_duration_since(failures.last) < max_delay
-        });
+        let mut records = self.records.lock().unwrap_or_else(PoisonError::into_inner);
+        records.prune(now);
+    }
+
+    #[cfg(test)]
+    pub fn len(&self) -> usize {
+        let records = self.records.lock().unwrap_or_else(PoisonError::into_inner);
+        records.len()
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::net::IpAddr;
+
     use super::*;
 
     const IP: &str = "198.51.100.7";
 
-    fn lockout() -> Lockout {
-        Lockout::new(3, Duration::from_secs(10), Duration::from_secs(60))
+    fn lockout() -> Lockout<(&'static str, IpAddr)> {
+        Lockout::new(3, Duration::from_secs(10), Duration::from_secs(60), 100)
     }
 
     #[test]
     fn locks_from_the_threshold_on_and_doubles_each_time_up_to_the_cap() {
         let lockout = lockout();
-        let ip: IpAddr = IP.parse().unwrap();
+        let key = ("ada", IP.parse().unwrap());
         let now = Instant::now();
-        lockout.failed("ada", ip, now);
-        lockout.failed("ada", ip, now);
-        assert_eq!(lockout.locked_for("ada", ip, now), None);
-        lockout.failed("ada", ip, now);
-        assert_eq!(
-            lockout.locked_for("ada", ip, now),
-            Some(Duration::from_secs(10))
-        );
-        lockout.failed("ada", ip, now);
-        assert_eq!(
-            lockout.locked_for("ada", ip, now),
-            Some(Duration::from_secs(20))
-        );
+        lockout.failed(key, now);
+        lockout.failed(key, now);
+        assert_eq!(lockout.locked_for(key, now), None);
+        lockout.failed(key, now);
+        assert_eq!(lockout.locked_for(key, now), Some(Duration::from_secs(10)));
+        lockout.failed(key, now);
+        assert_eq!(lockout.locked_for(key, now), Some(Duration::from_secs(20)));
         for _ in 0..10 {
-            lockout.failed("ada", ip, now);
+            lockout.failed(key, now);
         }
-        assert_eq!(
-            lockout.locked_for("ada", ip, now),
-            Some(Duration::from_secs(60))
-        );
-        assert_eq!(
-            lockout.locked_for("ada", ip, now + Duration::from_secs(61)),
-            None
-        );
+        assert_eq!(lockout.locked_for(key, now), Some(Duration::from_secs(60)));
+        assert_eq!(lockout.locked_for(key, now + Duration::from_secs(61)), None);
     }
 
     #[test]
@@ -127,13 +130,13 @@ mod tests {
         let other: IpAddr = "203.0.113.1".parse().unwrap();
         let now = Instant::now();
         for _ in 0..3 {
-            lockout.failed("ada", ip, now);
+            lockout.failed(("ada", ip), now);
         }
-        assert!(lockout.locked_for("ada", ip, now).is_some());
-        assert_eq!(lockout.locked_for("ada", other, now), None);
-        assert_eq!(lockout.locked_for("bob", ip, now), None);
-        lockout.succeeded("ada", ip);
-        assert_eq!(lockout.locked_for("ada", ip, now), None);
+        assert!(lockout.locked_for(("ada", ip), now).is_some());
+        assert_eq!(lockout.locked_for(("ada", other), now), None);
+        assert_eq!(lockout.locked_for(("bob", ip), now), None);
+        lockout.succeeded(("ada", ip));
+        assert_eq!(lockout.locked_for(("ada", ip), now), None);
     }
 
     #[test]
@@ -142,16 +145,32 @@ mod tests {
         let ip: IpAddr = IP.parse().unwrap();
         let now = Instant::now();
         for _ in 0..3 {
-            lockout.failed("ada", ip, now);
+            lockout.failed(("ada", ip), now);
         }
-        lockout.failed("bob", ip, now);
+        lockout.failed(("bob", ip), now);
         lockout.prune(now + Duration::from_secs(59));
         assert!(
             lockout
-                .locked_for("ada", ip, now + Duration::from_secs(5))
+                .locked_for(("ada", ip), now + Duration::from_secs(5))
                 .is_some()
         );
         lockout.prune(now + Duration::from_secs(120));
-        assert!(lockout.entries.lock().unwrap().is_empty());
+        assert_eq!(lockout.len(), 0);
+    }
+
+    #[test]
+    fn a_flood_of_failures_elsewhere_does_not_unlock_a_locked_key() {
+        let lockout = lockout();
+        let attacker = ("ada", IP.parse().unwrap());
+        let now = Instant::now();
+        for _ in 0..3 {
+            lockout.failed(attacker, now);
+        }
+        for n in 0..10_000_u32 {
+            let later = now + Duration::from_millis(u64::from(n));
+            lockout.failed(("bob", IpAddr::from(n.to_be_bytes())), later);
+        }
+        assert_eq!(lockout.len(), 100);
+        assert!(lockout.locked_for(attacker, now).is_some());
     }
 }

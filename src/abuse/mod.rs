@@ -1,11 +1,12 @@
 //! Defences against abuse: who the client really is, how often it may try, and when an account
 //! stops answering password guesses for a while.
 
+mod bounded;
 mod client_ip;
 mod limits;
 mod lockout;
 mod rate;
 
 pub use client_ip::{ClientIp, TrustedProxies};
-pub use limits::{Limits, LimitsConfig, RateLimited};
+pub use limits::{DeviceId, Limits, LimitsConfig, RateLimited};
 pub use rate::Rate;

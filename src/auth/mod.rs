@@ -7,6 +7,7 @@ use rand::RngCore;
 use rand::rngs::OsRng;
 
 mod cookie;
+mod device;
 mod extractor;
 mod jwt;
 mod password;
@@ -15,6 +16,7 @@ mod revocation;
 mod secret_strength;
 
 pub use cookie::{CSRF_HEADER, RefreshCookie};
+pub use device::{DeviceClaim, DeviceTokens};
 pub use extractor::{AdminUser, AuthUser, VerifiedToken};
 pub use jwt::{AccessClaims, AccessTokens, IssuedAccessToken, JwtSecret, KeySet, TokenError};
 pub use password::{PasswordHasher, Verification};

@@ -32,6 +32,8 @@ pub struct SignupBody {
 pub struct LoginBody {
     email: String,
     password: String,
+    /// From an earlier token response for this account; anything else is ignored.
+    device_token: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -49,6 +51,10 @@ struct TokenResponse {
     /// Absent in cookie mode: the refresh token is then only in the HttpOnly cookie.
     #[serde(skip_serializing_if = "Option::is_none")]
     refresh_token: Option<String>,
+    /// Names this client as one that logged in to the account, for later logins (see
+    /// `crate::auth::DeviceTokens`). In the body in cookie mode too: it is no credential, and a
+    /// browser app keeps it in storage script can read, like the user's email.
+    device_token: String,
     user: User,
 }
 
@@ -143,8 +149,22 @@ pub async fn login(
             "is required",
         )]));
     }
-    state.limits.password_attempt(ip, email.as_str())?;
+    state.limits.address_attempt(ip)?;
     let credentials = state.store.credentials_by_email(&email).await?;
+    // A device token counts only for the account it was issued to. Any other (another
+    // account's, tampered, expired, signed with an old secret) is treated as absent rather than
+    // refused: it only ever decides which allowance the attempt is counted in.
+    let device = body
+        .device_token
+        .as_deref()
+        .and_then(|token| state.device_tokens.verify(token, store::now()))
+        .filter(|claim| {
+            credentials
+                .as_ref()
+                .is_some_and(|c| c.user.id == claim.user_id)
+        })
+        .map(|claim| claim.device);
+    state.limits.account_attempt(ip, email.as_str(), device)?;
     let stored_hash = credentials.as_ref().map(|c| c.password_hash.as_str());
     let known_user = credentials.as_ref().map(|c| c.user.id.to_string());
     let verification = state
@@ -153,18 +173,19 @@ pub async fn login(
         .await
         .map_err(ApiError::Internal)?;
     let Some(credentials) = credentials.filter(|_| verification.matches()) else {
-        state.limits.password_failed(ip, email.as_str());
+        state.limits.attempt_failed(ip, email.as_str(), device);
         state.metrics.login(false);
         tracing::info!(
             target: "latchkey::audit",
             event = "login_failed",
             user_id = known_user.as_deref().unwrap_or("unknown"),
             %ip,
+            known_device = device.is_some(),
             "login failed"
         );
         return Err(ApiError::InvalidCredentials);
     };
-    state.limits.password_succeeded(ip, email.as_str());
+    state.limits.attempt_succeeded(ip, email.as_str(), device);
     // Only a caller who knows the password learns that the account is disabled.
     if credentials.user.disabled {
         return Err(ApiError::AccountDisabled);
@@ -193,6 +214,7 @@ pub async fn login(
         user_id = %user.id,
         session_id = %session.id,
         %ip,
+        known_device = device.is_some(),
         "login succeeded"
     );
     token_response(HttpResponse::Ok(), &state, user, session.id, refresh_token)
@@ -476,6 +498,7 @@ fn token_response(
         token_type: "Bearer",
         expires_in: access.expires_in,
         refresh_token,
+        device_token: state.device_tokens.issue(user.id, store::now()),
         user,
     };
     Ok(builder

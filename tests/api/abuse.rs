@@ -217,3 +217,75 @@ async fn a_spoofed_forwarded_for_does_not_escape_the_limit() {
     }
     assert_limited(login_from(&app, "198.51.100.200", "ada@example.com", PASSWORD).await).await;
 }
+
+#[tokio::test]
+async fn ipv6_clients_share_the_login_limit_per_64() {
+    let app = spawn_app_with(|config| {
+        config.rate_limits = true;
+        config.trusted_proxies = vec!["127.0.0.1".into()];
+        config.rate_login_per_ip = "2/min".parse().unwrap();
+    })
+    .await;
+    app.signed_up("ada@example.com").await;
+    for ip in ["2001:db8:1:2::1", "[2001:db8:1:2::2]:443"] {
+        let response = login_from(&app, ip, "ada@example.com", PASSWORD).await;
+        assert_eq!(response.status(), StatusCode::OK, "{ip}");
+    }
+    // Another address in the same /64 is the same client.
+    assert_limited(
+        login_from(
+            &app,
+            "2001:db8:1:2:ffff:ffff:ffff:ffff",
+            "ada@example.com",
+            PASSWORD,
+        )
+        .await,
+    )
+    .await;
+    // The next /64 is someone else, and IPv4 addresses count one by one.
+    for ip in [
+        "2001:db8:1:3::1",
+        "198.51.100.1",
+        "198.51.100.1",
+        "198.51.100.2",
+    ] {
+        let response = login_from(&app, ip, "ada@example.com", PASSWORD).await;
+        assert_eq!(response.status(), StatusCode::OK, "{ip}");
+    }
+    assert_limited(login_from(&app, "::ffff:198.51.100.1", "ada@example.com", PASSWORD).await)
+        .await;
+}
+
+#[tokio::test]
+async fn a_flood_of_new_addresses_does_not_free_a_limited_attacker() {
+    let app = spawn_app_with(|config| {
+        config.rate_limits = true;
+        config.trusted_proxies = vec!["127.0.0.1".into()];
+        config.rate_signup_per_ip = "2/min".parse().unwrap();
+        config.rate_limit_keys = 100;
+    })
+    .await;
+    let attacker = "198.51.100.66";
+    let signup_from = |ip: String| {
+        app.client
+            .post(app.url("/v1/auth/signup"))
+            .header("x-forwarded-for", ip)
+            // Refused as invalid after the limit is counted: the flood costs no hashing.
+            .json(&json!({ "email": "not an email", "password": "x" }))
+            .send()
+    };
+    for _ in 0..2 {
+        let response = signup_from(attacker.into()).await.unwrap();
+        assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    }
+    assert_limited(signup_from(attacker.into()).await.unwrap()).await;
+
+    // Ten times as many new addresses as the limit keeps, one request each.
+    for n in 0..1_000_u32 {
+        let [_, _, a, b] = n.to_be_bytes();
+        let response = signup_from(format!("10.0.{a}.{b}")).await.unwrap();
+        assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    }
+
+    assert_limited(signup_from(attacker.into()).await.unwrap()).await;
+}

@@ -53,6 +53,7 @@ pub async fn spawn_app_with(customise: impl FnOnce(&mut Config)) -> TestApp {
         rate_resend_per_user: "5/h".parse().unwrap(),
         lockout_threshold: 5,
         lockout_base_delay: 30,
+        rate_limit_keys: 10_000,
         trusted_proxies: Vec::new(),
         refresh_cookie: false,
         log_format: latchkey::telemetry::LogFormat::Text,

@@ -9,6 +9,7 @@ mod contention;
 mod contract;
 mod cookie;
 mod cors;
+mod device_tokens;
 mod email_verification;
 mod errors;
 mod health;
