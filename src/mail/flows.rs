@@ -40,6 +40,9 @@ enum Job {
     PasswordReset { email: Email },
     /// A verification link for `email`, the address the user has now.
     Verification { user_id: Uuid, email: String },
+    /// Someone tried to sign up with an address an account has; its owner is told. Looked up
+    /// here, like a reset, so a disabled account gets nothing and the request learns nothing.
+    SignupAttempt { email: Email },
 }
 
 impl EmailFlows {
@@ -102,6 +105,12 @@ impl EmailFlows {
         self.enqueue(Job::Verification { user_id, email });
     }
 
+    /// Tells the owner of `email`, if an enabled account has it, that someone tried to sign up
+    /// with it.
+    pub fn notify_signup_attempt(&self, email: Email) {
+        self.enqueue(Job::SignupAttempt { email });
+    }
+
     fn enqueue(&self, job: Job) {
         if let Err(err) = self.jobs.try_send(job) {
             let why = match err {
@@ -144,6 +153,7 @@ impl Worker {
                 "email_verification",
                 self.verification(user_id, &email).await,
             ),
+            Job::SignupAttempt { email } => ("signup_attempt", self.signup_attempt(&email).await),
         };
         if let Err(err) = result {
             // The cause chain names the database or SMTP failure; tokens are never part of it.
@@ -172,6 +182,23 @@ impl Worker {
         let mail = templates::password_reset(&user.email, &link, self.reset_ttl);
         self.transport.deliver(&mail).await?;
         tracing::info!(target: "latchkey::audit", event = "password_reset_mailed", user_id = %user.id, "password reset link mailed");
+        Ok(())
+    }
+
+    async fn signup_attempt(&self, email: &Email) -> anyhow::Result<()> {
+        let Some(credentials) = self.store.credentials_by_email(email).await? else {
+            // The account went away since the signup found the address taken.
+            return Ok(());
+        };
+        let user = credentials.user;
+        if user.disabled {
+            tracing::debug!(target: "latchkey::mail", user_id = %user.id, "signup attempt for a disabled account; no mail");
+            return Ok(());
+        }
+        self.transport
+            .deliver(&templates::signup_attempt(&user.email))
+            .await?;
+        tracing::info!(target: "latchkey::audit", event = "signup_attempt_mailed", user_id = %user.id, "the owner of a taken address was told of a signup attempt");
         Ok(())
     }
 

@@ -10,6 +10,8 @@ const PASSWORD_RESET_TEXT: &str = include_str!("../../templates/password_reset.t
 const PASSWORD_RESET_HTML: &str = include_str!("../../templates/password_reset.html");
 const VERIFY_EMAIL_TEXT: &str = include_str!("../../templates/verify_email.txt");
 const VERIFY_EMAIL_HTML: &str = include_str!("../../templates/verify_email.html");
+const SIGNUP_ATTEMPT_TEXT: &str = include_str!("../../templates/signup_attempt.txt");
+const SIGNUP_ATTEMPT_HTML: &str = include_str!("../../templates/signup_attempt.html");
 
 /// The mail with a password-reset `link` for `to`, valid for `valid_for`.
 pub fn password_reset(to: &str, link: &str, valid_for: Duration) -> Mail {
@@ -33,20 +35,41 @@ pub fn verify_email(to: &str, link: &str, valid_for: Duration) -> Mail {
     )
 }
 
+/// The notice to the owner of `to` that someone tried to sign up with it. It carries no link: a
+/// mail anyone can trigger must not hand out anything that acts on the account.
+pub fn signup_attempt(to: &str) -> Mail {
+    compose_with(
+        to,
+        "Someone tried to sign up with your email address",
+        (SIGNUP_ATTEMPT_TEXT, SIGNUP_ATTEMPT_HTML),
+        &[("email", to)],
+    )
+}
+
+/// A mail with a `link` valid for `valid_for`.
 fn compose(
     to: &str,
     subject: &str,
-    (text, html): (&str, &str),
+    templates: (&str, &str),
     link: &str,
     valid_for: Duration,
 ) -> Mail {
     let valid_for = describe(valid_for);
     let values = [("email", to), ("link", link), ("valid_for", &valid_for)];
+    compose_with(to, subject, templates, &values)
+}
+
+fn compose_with(
+    to: &str,
+    subject: &str,
+    (text, html): (&str, &str),
+    values: &[(&str, &str)],
+) -> Mail {
     Mail {
         to: to.to_owned(),
         subject: subject.to_owned(),
-        text: render(text, &values, |value| value.to_owned()),
-        html: render(html, &values, escape_html),
+        text: render(text, values, |value| value.to_owned()),
+        html: render(html, values, escape_html),
     }
 }
 
@@ -125,6 +148,13 @@ mod tests {
                 assert!(body.contains(LINK));
                 assert!(body.contains("ada@example.com"));
                 assert!(body.contains("1 hour"));
+            }
+        }
+        for mail in [signup_attempt("ada@example.com")] {
+            for body in [&mail.text, &mail.html] {
+                assert!(!body.contains("{{"), "unfilled placeholder in {body}");
+                assert!(body.contains("ada@example.com"));
+                assert!(!body.contains("http"), "a link in a notice: {body}");
             }
         }
     }

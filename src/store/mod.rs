@@ -179,6 +179,9 @@ pub enum RefreshOutcome {
     },
     /// Unknown, expired, or its session revoked or past its absolute lifetime.
     Invalid,
+    /// The token is live, but its user has not verified their email address, which is
+    /// required: nothing was spent or stored.
+    Unverified,
 }
 
 /// What a mailed token is for; a token of one purpose is never accepted for the other.
@@ -258,7 +261,8 @@ pub trait Store: Send + Sync + 'static {
 
     async fn user_by_id(&self, id: Uuid) -> Result<Option<User>, StoreError>;
 
-    /// Creates a user without a session (the admin CLI and bootstrap).
+    /// Creates a user without a session (the admin CLI, bootstrap, and signups that wait for a
+    /// verified address).
     async fn create_account(&self, user: &NewUser) -> Result<User, StoreError>;
 
     async fn list_users(&self, query: &UserQuery) -> Result<Vec<User>, StoreError>;
@@ -336,12 +340,15 @@ pub trait Store: Send + Sync + 'static {
 
     /// Presents the refresh token whose hash is `presented`. `next` is its successor, stored if
     /// the token is live; a token rotated at or after `reuse_since` counts as a concurrent
-    /// refresh, one rotated before it as reuse. Atomic under any interleaving of callers.
+    /// refresh, one rotated before it as reuse. With `require_verified`, a live token of a user
+    /// whose email is not verified changes nothing ([`RefreshOutcome::Unverified`]). Atomic
+    /// under any interleaving of callers.
     async fn refresh_session(
         &self,
         presented: &str,
         next: &NewRefreshToken,
         reuse_since: DateTime<Utc>,
+        require_verified: bool,
     ) -> Result<RefreshOutcome, StoreError>;
 
     /// The user and session a refresh token (by hash) belongs to, whatever its state.

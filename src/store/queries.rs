@@ -511,6 +511,7 @@ macro_rules! impl_store {
                 presented: &str,
                 next: &NewRefreshToken,
                 reuse_since: DateTime<Utc>,
+                require_verified: bool,
             ) -> Result<RefreshOutcome, StoreError> {
                 let now = next.created_at;
                 let mut tx = self.begin_write().await?;
@@ -530,6 +531,10 @@ macro_rules! impl_store {
                     let Some(user) = live_session_owner(&mut tx, session_id, now).await? else {
                         return Ok(RefreshOutcome::Invalid);
                     };
+                    // Returning drops the transaction: the rotation above is rolled back.
+                    if require_verified && !user.email_verified {
+                        return Ok(RefreshOutcome::Unverified);
+                    }
                     sqlx::query(
                         "INSERT INTO refresh_tokens (token_hash, session_id, created_at, expires_at) \
                          VALUES ($1, $2, $3, $4)",
@@ -574,6 +579,9 @@ macro_rules! impl_store {
                     let Some(user) = owner else {
                         return Ok(RefreshOutcome::Invalid);
                     };
+                    if require_verified && !user.email_verified {
+                        return Ok(RefreshOutcome::Unverified);
+                    }
                     touch_session(&mut tx, session_id, now).await?;
                     tx.commit().await?;
                     return Ok(RefreshOutcome::Replayed(Rotation { user, session_id }));
