@@ -12,6 +12,10 @@ const VERIFY_EMAIL_TEXT: &str = include_str!("../../templates/verify_email.txt")
 const VERIFY_EMAIL_HTML: &str = include_str!("../../templates/verify_email.html");
 const SIGNUP_ATTEMPT_TEXT: &str = include_str!("../../templates/signup_attempt.txt");
 const SIGNUP_ATTEMPT_HTML: &str = include_str!("../../templates/signup_attempt.html");
+const EMAIL_CHANGE_TEXT: &str = include_str!("../../templates/email_change.txt");
+const EMAIL_CHANGE_HTML: &str = include_str!("../../templates/email_change.html");
+const EMAIL_CHANGE_NOTICE_TEXT: &str = include_str!("../../templates/email_change_notice.txt");
+const EMAIL_CHANGE_NOTICE_HTML: &str = include_str!("../../templates/email_change_notice.html");
 
 /// The mail with a password-reset `link` for `to`, valid for `valid_for`.
 pub fn password_reset(to: &str, link: &str, valid_for: Duration) -> Mail {
@@ -43,6 +47,29 @@ pub fn signup_attempt(to: &str) -> Mail {
         "Someone tried to sign up with your email address",
         (SIGNUP_ATTEMPT_TEXT, SIGNUP_ATTEMPT_HTML),
         &[("email", to)],
+    )
+}
+
+/// The mail to a requested new address `to` with the `link` that confirms the change, valid for
+/// `valid_for`.
+pub fn email_change(to: &str, link: &str, valid_for: Duration) -> Mail {
+    compose(
+        to,
+        "Confirm your new email address",
+        (EMAIL_CHANGE_TEXT, EMAIL_CHANGE_HTML),
+        link,
+        valid_for,
+    )
+}
+
+/// The notice to an account's current address `to` that a change to `new_email` was asked for.
+/// No link: the change is confirmed from the new mailbox, and undone by a password reset.
+pub fn email_change_notice(to: &str, new_email: &str) -> Mail {
+    compose_with(
+        to,
+        "Your email address is about to change",
+        (EMAIL_CHANGE_NOTICE_TEXT, EMAIL_CHANGE_NOTICE_HTML),
+        &[("email", to), ("new_email", new_email)],
     )
 }
 
@@ -142,6 +169,7 @@ mod tests {
         for mail in [
             password_reset("ada@example.com", LINK, hour),
             verify_email("ada@example.com", LINK, hour),
+            email_change("ada@example.com", LINK, hour),
         ] {
             for body in [&mail.text, &mail.html] {
                 assert!(!body.contains("{{"), "unfilled placeholder in {body}");
@@ -150,7 +178,10 @@ mod tests {
                 assert!(body.contains("1 hour"));
             }
         }
-        for mail in [signup_attempt("ada@example.com")] {
+        for mail in [
+            signup_attempt("ada@example.com"),
+            email_change_notice("ada@example.com", "ada@new.example"),
+        ] {
             for body in [&mail.text, &mail.html] {
                 assert!(!body.contains("{{"), "unfilled placeholder in {body}");
                 assert!(body.contains("ada@example.com"));

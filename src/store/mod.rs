@@ -116,10 +116,10 @@ pub struct NewUser {
     pub email_verified_at: Option<DateTime<Utc>>,
 }
 
-/// Changes to a user; `None` leaves a field as it is.
+/// Changes to a user; `None` leaves a field as it is. The email is not among them: a new address
+/// takes effect only through a mailed link ([`Store::confirm_email_change`]).
 #[derive(Default)]
 pub struct UserChanges {
-    pub email: Option<Email>,
     /// `Some(None)` clears the name.
     pub name: Option<Option<DisplayName>>,
     pub role: Option<Role>,
@@ -184,11 +184,13 @@ pub enum RefreshOutcome {
     Unverified,
 }
 
-/// What a mailed token is for; a token of one purpose is never accepted for the other.
+/// What a mailed token is for; a token of one purpose is never accepted for another.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EmailTokenPurpose {
     PasswordReset,
     EmailVerification,
+    /// Mailed to a new address; confirms the change to it.
+    EmailChange,
 }
 
 impl EmailTokenPurpose {
@@ -196,6 +198,7 @@ impl EmailTokenPurpose {
         match self {
             Self::PasswordReset => "password_reset",
             Self::EmailVerification => "email_verification",
+            Self::EmailChange => "email_change",
         }
     }
 }
@@ -205,8 +208,11 @@ pub struct NewEmailToken {
     pub hash: String,
     pub user_id: Uuid,
     pub purpose: EmailTokenPurpose,
-    /// The address the token is mailed to; the token counts only while the account has it.
+    /// The account's address when the token was made; the token counts only while the account
+    /// has it. The token is mailed to it, except for an email change.
     pub email: String,
+    /// For an email change, and only then: the new address, where the token is mailed.
+    pub new_email: Option<String>,
     pub created_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
 }
@@ -285,7 +291,8 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<AccountChange<()>, StoreError>;
 
     /// Replaces a password hash, spends the user's unused password-reset tokens (a link mailed
-    /// before the change must not undo it) and revokes every session of the user but `keep`.
+    /// before the change must not undo it) and email-change tokens (a change asked for with the
+    /// old password must not go through), and revokes every session of the user but `keep`.
     async fn set_password(
         &self,
         user_id: Uuid,
@@ -308,8 +315,9 @@ pub trait Store: Send + Sync + 'static {
 
     /// Spends a live password-reset token (by hash) and, in the same transaction, sets the
     /// password, marks the email verified (the token proved the mailbox is the user's), spends
-    /// the user's other reset tokens and revokes every session. `None` when the token is not
-    /// live; then nothing changes. Of concurrent calls with one token, exactly one succeeds.
+    /// the user's other reset tokens and pending email-change tokens, and revokes every
+    /// session. `None` when the token is not live; then nothing changes. Of concurrent calls with
+    /// one token, exactly one succeeds.
     async fn reset_password(
         &self,
         presented: &str,
@@ -320,6 +328,16 @@ pub trait Store: Send + Sync + 'static {
     /// Spends a live verification token (by hash) and marks the address it was mailed to as
     /// verified; returns the user's id, or `None` when the token is not live.
     async fn verify_email(
+        &self,
+        presented: &str,
+        at: DateTime<Utc>,
+    ) -> Result<Option<Uuid>, StoreError>;
+
+    /// Spends a live email-change token (by hash) and moves the account to the new address it
+    /// was mailed to, which the token proves the user's: the address is marked verified. Returns
+    /// the user's id, or `None` when the token is not live. When another account has the new
+    /// address by now, fails with [`StoreError::EmailTaken`] and changes nothing.
+    async fn confirm_email_change(
         &self,
         presented: &str,
         at: DateTime<Utc>,

@@ -9,6 +9,7 @@ mod contention;
 mod contract;
 mod cookie;
 mod cors;
+mod email_change;
 mod email_verification;
 mod errors;
 mod health;

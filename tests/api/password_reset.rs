@@ -370,6 +370,20 @@ async fn a_link_mailed_to_a_former_address_does_not_work() {
         )
         .await;
     assert_eq!(response.status(), StatusCode::OK);
+    let mut confirmation = None;
+    for _ in 0..2 {
+        let mail = sink.next_mail().await;
+        if mail.rcpt_to == ["ada@new.example.com"] {
+            confirmation = Some(mail.token());
+        }
+    }
+    let response = app
+        .post_json(
+            "/v1/auth/email/confirm-change",
+            &json!({ "token": confirmation.expect("no confirmation mail") }),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
 
     assert_problem(
         reset(&app, &token, NEW_PASSWORD).await,
