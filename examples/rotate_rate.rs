@@ -62,7 +62,10 @@ async fn main() -> anyhow::Result<()> {
             while Instant::now() < deadline {
                 let next = token();
                 let reuse_since = next.created_at - TimeDelta::seconds(10);
-                match store.refresh_session(&current, &next, reuse_since).await {
+                match store
+                    .refresh_session(&current, &next, reuse_since, false)
+                    .await
+                {
                     Ok(RefreshOutcome::Rotated(_)) => {
                         rotations += 1;
                         current = next.hash;

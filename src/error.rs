@@ -68,6 +68,8 @@ pub enum ApiError {
     InvalidResetToken,
     #[error("the verification token is invalid, expired or already used")]
     InvalidVerificationToken,
+    #[error("the email change token is invalid, expired or already used")]
+    InvalidEmailChangeToken,
     #[error("this requires the admin role")]
     Forbidden,
     #[error("{0}")]
@@ -103,6 +105,7 @@ impl ApiError {
             Self::EmailNotVerified => "email_not_verified",
             Self::InvalidResetToken => "invalid_reset_token",
             Self::InvalidVerificationToken => "invalid_verification_token",
+            Self::InvalidEmailChangeToken => "invalid_email_change_token",
             Self::Forbidden => "forbidden",
             Self::CsrfFailed(_) => "csrf_failed",
             Self::LastAdmin => "last_admin",
@@ -143,7 +146,8 @@ impl ResponseError for ApiError {
             Self::MalformedJson
             | Self::InvalidQuery(_)
             | Self::InvalidResetToken
-            | Self::InvalidVerificationToken => StatusCode::BAD_REQUEST,
+            | Self::InvalidVerificationToken
+            | Self::InvalidEmailChangeToken => StatusCode::BAD_REQUEST,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,

@@ -40,6 +40,16 @@ enum Job {
     PasswordReset { email: Email },
     /// A verification link for `email`, the address the user has now.
     Verification { user_id: Uuid, email: String },
+    /// Someone tried to sign up with an address an account has; its owner is told. Looked up
+    /// here, like a reset, so a disabled account gets nothing and the request learns nothing.
+    SignupAttempt { email: Email },
+    /// A confirmation link for `new_email`, and a notice to `email`, the address the account
+    /// had when the change was asked for.
+    EmailChange {
+        user_id: Uuid,
+        email: String,
+        new_email: String,
+    },
 }
 
 impl EmailFlows {
@@ -103,6 +113,22 @@ impl EmailFlows {
         self.enqueue(Job::Verification { user_id, email });
     }
 
+    /// Tells the owner of `email`, if an enabled account has it, that someone tried to sign up
+    /// with it.
+    pub fn notify_signup_attempt(&self, email: Email) {
+        self.enqueue(Job::SignupAttempt { email });
+    }
+
+    /// Mails `new_email` the link that moves the account to it, and tells the current address
+    /// `email` that a change was asked for.
+    pub fn request_email_change(&self, user_id: Uuid, email: String, new_email: String) {
+        self.enqueue(Job::EmailChange {
+            user_id,
+            email,
+            new_email,
+        });
+    }
+
     fn enqueue(&self, job: Job) {
         if let Err(err) = self.jobs.try_send(job) {
             let why = match err {
@@ -145,6 +171,15 @@ impl Worker {
                 "email_verification",
                 self.verification(user_id, &email).await,
             ),
+            Job::SignupAttempt { email } => ("signup_attempt", self.signup_attempt(&email).await),
+            Job::EmailChange {
+                user_id,
+                email,
+                new_email,
+            } => (
+                "email_change",
+                self.email_change(user_id, &email, &new_email).await,
+            ),
         };
         if let Err(err) = result {
             // The cause chain names the database or SMTP failure; tokens are never part of it.
@@ -166,6 +201,7 @@ impl Worker {
             .issue(
                 user.id,
                 &user.email,
+                None,
                 EmailTokenPurpose::PasswordReset,
                 self.reset_ttl,
             )
@@ -176,11 +212,53 @@ impl Worker {
         Ok(())
     }
 
+    async fn signup_attempt(&self, email: &Email) -> anyhow::Result<()> {
+        let Some(credentials) = self.store.credentials_by_email(email).await? else {
+            // The account went away since the signup found the address taken.
+            return Ok(());
+        };
+        let user = credentials.user;
+        if user.disabled {
+            tracing::debug!(target: "latchkey::mail", user_id = %user.id, "signup attempt for a disabled account; no mail");
+            return Ok(());
+        }
+        self.transport
+            .deliver(&templates::signup_attempt(&user.email))
+            .await?;
+        tracing::info!(target: "latchkey::audit", event = "signup_attempt_mailed", user_id = %user.id, "the owner of a taken address was told of a signup attempt");
+        Ok(())
+    }
+
+    async fn email_change(
+        &self,
+        user_id: Uuid,
+        email: &str,
+        new_email: &str,
+    ) -> anyhow::Result<()> {
+        let link = self
+            .issue(
+                user_id,
+                email,
+                Some(new_email),
+                EmailTokenPurpose::EmailChange,
+                self.verify_ttl,
+            )
+            .await?;
+        let confirmation = templates::email_change(new_email, &link, self.verify_ttl);
+        self.transport.deliver(&confirmation).await?;
+        tracing::info!(target: "latchkey::audit", event = "email_change_mailed", %user_id, "email change link mailed to the new address");
+        self.transport
+            .deliver(&templates::email_change_notice(email, new_email))
+            .await?;
+        Ok(())
+    }
+
     async fn verification(&self, user_id: Uuid, email: &str) -> anyhow::Result<()> {
         let link = self
             .issue(
                 user_id,
                 email,
+                None,
                 EmailTokenPurpose::EmailVerification,
                 self.verify_ttl,
             )
@@ -198,6 +276,7 @@ impl Worker {
         &self,
         user_id: Uuid,
         email: &str,
+        new_email: Option<&str>,
         purpose: EmailTokenPurpose,
         ttl: Duration,
     ) -> anyhow::Result<String> {
@@ -209,6 +288,7 @@ impl Worker {
                 user_id,
                 purpose,
                 email: email.to_owned(),
+                new_email: new_email.map(str::to_owned),
                 created_at: now,
                 expires_at: now + TimeDelta::from_std(ttl)?,
             })
@@ -216,6 +296,7 @@ impl Worker {
         let page = match purpose {
             EmailTokenPurpose::PasswordReset => "reset-password",
             EmailTokenPurpose::EmailVerification => "verify-email",
+            EmailTokenPurpose::EmailChange => "confirm-email-change",
         };
         Ok(format!("{}/{page}#token={token}", self.public_url))
     }

@@ -1,4 +1,4 @@
-//! Mailed tokens: password resets and email verification.
+//! Mailed tokens and notices: password resets, email verification, email changes.
 //!
 //! Handlers never wait for mail. They put a job on a bounded queue ([`EmailFlows`]) and answer;
 //! a worker beside the server makes the token, stores its hash and delivers the mail through

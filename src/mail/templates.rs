@@ -10,6 +10,12 @@ const PASSWORD_RESET_TEXT: &str = include_str!("../../templates/password_reset.t
 const PASSWORD_RESET_HTML: &str = include_str!("../../templates/password_reset.html");
 const VERIFY_EMAIL_TEXT: &str = include_str!("../../templates/verify_email.txt");
 const VERIFY_EMAIL_HTML: &str = include_str!("../../templates/verify_email.html");
+const SIGNUP_ATTEMPT_TEXT: &str = include_str!("../../templates/signup_attempt.txt");
+const SIGNUP_ATTEMPT_HTML: &str = include_str!("../../templates/signup_attempt.html");
+const EMAIL_CHANGE_TEXT: &str = include_str!("../../templates/email_change.txt");
+const EMAIL_CHANGE_HTML: &str = include_str!("../../templates/email_change.html");
+const EMAIL_CHANGE_NOTICE_TEXT: &str = include_str!("../../templates/email_change_notice.txt");
+const EMAIL_CHANGE_NOTICE_HTML: &str = include_str!("../../templates/email_change_notice.html");
 
 /// The mail with a password-reset `link` for `to`, valid for `valid_for`.
 pub fn password_reset(to: &str, link: &str, valid_for: Duration) -> Mail {
@@ -33,20 +39,64 @@ pub fn verify_email(to: &str, link: &str, valid_for: Duration) -> Mail {
     )
 }
 
+/// The notice to the owner of `to` that someone tried to sign up with it. It carries no link: a
+/// mail anyone can trigger must not hand out anything that acts on the account.
+pub fn signup_attempt(to: &str) -> Mail {
+    compose_with(
+        to,
+        "Someone tried to sign up with your email address",
+        (SIGNUP_ATTEMPT_TEXT, SIGNUP_ATTEMPT_HTML),
+        &[("email", to)],
+    )
+}
+
+/// The mail to a requested new address `to` with the `link` that confirms the change, valid for
+/// `valid_for`.
+pub fn email_change(to: &str, link: &str, valid_for: Duration) -> Mail {
+    compose(
+        to,
+        "Confirm your new email address",
+        (EMAIL_CHANGE_TEXT, EMAIL_CHANGE_HTML),
+        link,
+        valid_for,
+    )
+}
+
+/// The notice to an account's current address `to` that a change to `new_email` was asked for.
+/// No link: the change is confirmed from the new mailbox, and undone by a password reset.
+pub fn email_change_notice(to: &str, new_email: &str) -> Mail {
+    compose_with(
+        to,
+        "Your email address is about to change",
+        (EMAIL_CHANGE_NOTICE_TEXT, EMAIL_CHANGE_NOTICE_HTML),
+        &[("email", to), ("new_email", new_email)],
+    )
+}
+
+/// A mail with a `link` valid for `valid_for`.
 fn compose(
     to: &str,
     subject: &str,
-    (text, html): (&str, &str),
+    templates: (&str, &str),
     link: &str,
     valid_for: Duration,
 ) -> Mail {
     let valid_for = describe(valid_for);
     let values = [("email", to), ("link", link), ("valid_for", &valid_for)];
+    compose_with(to, subject, templates, &values)
+}
+
+fn compose_with(
+    to: &str,
+    subject: &str,
+    (text, html): (&str, &str),
+    values: &[(&str, &str)],
+) -> Mail {
     Mail {
         to: to.to_owned(),
         subject: subject.to_owned(),
-        text: render(text, &values, |value| value.to_owned()),
-        html: render(html, &values, escape_html),
+        text: render(text, values, |value| value.to_owned()),
+        html: render(html, values, escape_html),
     }
 }
 
@@ -119,12 +169,23 @@ mod tests {
         for mail in [
             password_reset("ada@example.com", LINK, hour),
             verify_email("ada@example.com", LINK, hour),
+            email_change("ada@example.com", LINK, hour),
         ] {
             for body in [&mail.text, &mail.html] {
                 assert!(!body.contains("{{"), "unfilled placeholder in {body}");
                 assert!(body.contains(LINK));
                 assert!(body.contains("ada@example.com"));
                 assert!(body.contains("1 hour"));
+            }
+        }
+        for mail in [
+            signup_attempt("ada@example.com"),
+            email_change_notice("ada@example.com", "ada@new.example"),
+        ] {
+            for body in [&mail.text, &mail.html] {
+                assert!(!body.contains("{{"), "unfilled placeholder in {body}");
+                assert!(body.contains("ada@example.com"));
+                assert!(!body.contains("http"), "a link in a notice: {body}");
             }
         }
     }

@@ -6,6 +6,7 @@ use uuid::Uuid;
 
 use std::net::IpAddr;
 
+use super::password::Accepted;
 use super::sessions::revoke_sessions;
 use crate::abuse::ClientIp;
 use crate::auth::{AuthUser, RefreshToken, Verification, VerifiedToken};
@@ -15,7 +16,7 @@ use crate::extract::JsonBody;
 use crate::startup::AppState;
 use crate::store::{
     self, Credentials, NewRefreshToken, NewSession, NewUser, RefreshOutcome, RevokeScope,
-    TokenCheck, User,
+    StoreError, TokenCheck, User,
 };
 
 /// Longest `User-Agent` kept with a session.
@@ -88,6 +89,11 @@ impl SignupBody {
     }
 }
 
+/// Creates an account. Without required verification, the answer is 201 with a first session,
+/// and a taken address gets 409: a signup that hands out a session at once cannot pretend to
+/// have created an account it did not. With `LATCHKEY_REQUIRE_EMAIL_VERIFICATION`, no session is
+/// handed out until the address is verified, so signup can hide which addresses have accounts:
+/// see [`signup_pending_verification`].
 pub async fn signup(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -101,16 +107,18 @@ pub async fn signup(
         .hash(&signup.password)
         .await
         .map_err(ApiError::Internal)?;
-    let now = store::now();
     let new_user = NewUser {
         id: Uuid::new_v4(),
         email: signup.email,
         password_hash,
         name: signup.name,
         role: Role::User,
-        created_at: now,
+        created_at: store::now(),
         email_verified_at: None,
     };
+    if state.email.verification_required() {
+        return signup_pending_verification(&state, ip, new_user).await;
+    }
     let (session, refresh_token, refresh) = new_session(&state, &req, ip, new_user.id)?;
     let user = state
         .store
@@ -132,6 +140,49 @@ pub async fn signup(
         session.id,
         refresh_token,
     )
+}
+
+/// The one answer to a signup when verification is required, whether the address was free or
+/// taken.
+const SIGNUP_MAILED: &str =
+    "A mail has been sent to this address. Follow its instructions, then log in.";
+
+/// Signup without a session: 202, the same body for a new and a taken address. Both paths hash
+/// the password (the caller did) and try the same insert, so they take the same time; the new
+/// account's address gets a verification link, a taken one's owner a notice (both mailed after
+/// the response).
+async fn signup_pending_verification(
+    state: &AppState,
+    ip: IpAddr,
+    new_user: NewUser,
+) -> Result<HttpResponse, ApiError> {
+    match state.store.create_account(&new_user).await {
+        Ok(user) => {
+            tracing::info!(
+                target: "latchkey::audit",
+                event = "signup",
+                user_id = %user.id,
+                %ip,
+                "account created, awaiting verification"
+            );
+            state.email.send_verification(user.id, user.email);
+        }
+        Err(StoreError::EmailTaken) => {
+            tracing::info!(
+                target: "latchkey::audit",
+                event = "signup_email_taken",
+                %ip,
+                "signup for an address that has an account"
+            );
+            state.email.notify_signup_attempt(new_user.email);
+        }
+        Err(err) => return Err(err.into()),
+    }
+    Ok(HttpResponse::Accepted()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(Accepted {
+            message: SIGNUP_MAILED,
+        }))
 }
 
 pub async fn login(
@@ -244,9 +295,12 @@ pub async fn refresh(
     let successor = state.refresh_tokens.successor(&token);
     let next = stored_refresh_token(&state, &successor)?;
     let reuse_since = shifted(next.created_at, -state.refresh_reuse_interval)?;
+    // Like login: a required verification gates every new access token, so a session opened
+    // before the address had to be verified cannot outlive the rule.
+    let require_verified = state.email.verification_required();
     match state
         .store
-        .refresh_session(&presented, &next, reuse_since)
+        .refresh_session(&presented, &next, reuse_since, require_verified)
         .await?
     {
         RefreshOutcome::Rotated(rotation) | RefreshOutcome::Replayed(rotation) => token_response(
@@ -264,6 +318,7 @@ pub async fn refresh(
             &state, user_id, session_id, revoked_at, ip,
         )),
         RefreshOutcome::Invalid => Err(ApiError::InvalidRefreshToken),
+        RefreshOutcome::Unverified => Err(ApiError::EmailNotVerified),
     }
 }
 

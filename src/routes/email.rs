@@ -1,4 +1,5 @@
-//! Email verification: spend a mailed token, or ask for a new one.
+//! Email verification (spend a mailed token, or ask for a new one) and confirmation of an email
+//! change.
 
 use actix_web::{HttpResponse, web};
 use serde::Deserialize;
@@ -31,6 +32,21 @@ pub async fn verify_email(
         .await?
         .ok_or(ApiError::InvalidVerificationToken)?;
     tracing::info!(target: "latchkey::audit", event = "email_verified", %user_id, "email address verified");
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Moves the account to the new address the token was mailed to. No bearer token, like
+/// verification: the link may be opened on another device.
+pub async fn confirm_email_change(
+    state: web::Data<AppState>,
+    JsonBody(body): JsonBody<VerifyEmailBody>,
+) -> Result<HttpResponse, ApiError> {
+    let user_id = state
+        .store
+        .confirm_email_change(&token_hash(&body.token), store::now())
+        .await?
+        .ok_or(ApiError::InvalidEmailChangeToken)?;
+    tracing::info!(target: "latchkey::audit", event = "email_changed", %user_id, "email address changed");
     Ok(HttpResponse::NoContent().finish())
 }
 

@@ -4,7 +4,7 @@ use std::net::IpAddr;
 
 use actix_web::http::header;
 use actix_web::{HttpResponse, web};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::abuse::ClientIp;
 use crate::auth::AuthUser;
@@ -12,7 +12,7 @@ use crate::domain::{DisplayName, Email, Password};
 use crate::error::{ApiError, FieldError, TokenProblem};
 use crate::extract::{JsonBody, non_null};
 use crate::startup::AppState;
-use crate::store::{self, Credentials, StoreError, UserChanges};
+use crate::store::{self, Credentials, StoreError, User, UserChanges};
 
 pub async fn get_me(
     state: web::Data<AppState>,
@@ -38,8 +38,20 @@ pub struct UpdateMeBody {
     current_password: Option<String>,
 }
 
-/// Changes the caller's name or email. A new email needs the current password: a stolen access
-/// token alone must not be enough to take the account over.
+/// The account after a `PATCH /v1/me`, with the address a change was asked for, if one was.
+#[derive(Serialize)]
+struct UpdatedMe {
+    #[serde(flatten)]
+    user: User,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pending_email: Option<String>,
+}
+
+/// Changes the caller's name at once, and asks for an email change. A new email needs the
+/// current password (a stolen access token alone must not be enough to take the account over),
+/// and takes effect only when the link mailed to it is followed: otherwise an account could
+/// claim an address its owner never saw, and the user could lock themselves out with a typo. The
+/// current address is told, so its owner learns of a change they did not ask for.
 pub async fn update_me(
     state: web::Data<AppState>,
     caller: AuthUser,
@@ -77,25 +89,44 @@ pub async fn update_me(
             )]));
         };
         check_password(&state, ip, &credentials, current_password).await?;
+        // A courtesy to catch a mistyped address early; the address is reserved only when the
+        // change is confirmed, which checks again.
+        if let Some(new_email) = &email
+            && state.store.credentials_by_email(new_email).await?.is_some()
+        {
+            return Err(ApiError::EmailTaken);
+        }
     }
     let changes = UserChanges {
-        email,
         name,
         ..UserChanges::default()
     };
+    // Also without a new name: it fails for an account deleted while the password was checked.
     let change = state
         .store
         .update_user(caller.user_id, &changes, store::now())
         .await
         .map_err(own_account)?;
-    // The new address starts unverified (the store cleared the mark); prove it is the user's.
-    if changes.email.is_some() {
-        let user = &change.value;
-        state.email.send_verification(user.id, user.email.clone());
+    let user = change.value;
+    if let Some(new_email) = &email {
+        tracing::info!(
+            target: "latchkey::audit",
+            event = "email_change_requested",
+            user_id = %user.id,
+            "email change asked for; waiting for confirmation from the new address"
+        );
+        state.email.request_email_change(
+            user.id,
+            user.email.clone(),
+            new_email.as_str().to_owned(),
+        );
     }
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
-        .json(change.value))
+        .json(UpdatedMe {
+            user,
+            pending_email: email.map(|email| email.as_str().to_owned()),
+        }))
 }
 
 #[derive(Deserialize)]

@@ -24,6 +24,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(resource("/v1/auth/email/verify").route(post().to(email::verify_email)))
         .service(resource("/v1/auth/email/resend").route(post().to(email::resend_verification)))
         .service(
+            resource("/v1/auth/email/confirm-change").route(post().to(email::confirm_email_change)),
+        )
+        .service(
             resource("/v1/me")
                 .route(get().to(me::get_me))
                 .route(patch().to(me::update_me))

@@ -104,7 +104,6 @@ pub async fn update_user(
         name,
         role: body.role,
         disabled: body.disabled,
-        ..UserChanges::default()
     };
     let user_id = id.into_inner();
     let at = store::now();

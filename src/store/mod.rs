@@ -116,10 +116,10 @@ pub struct NewUser {
     pub email_verified_at: Option<DateTime<Utc>>,
 }
 
-/// Changes to a user; `None` leaves a field as it is.
+/// Changes to a user; `None` leaves a field as it is. The email is not among them: a new address
+/// takes effect only through a mailed link ([`Store::confirm_email_change`]).
 #[derive(Default)]
 pub struct UserChanges {
-    pub email: Option<Email>,
     /// `Some(None)` clears the name.
     pub name: Option<Option<DisplayName>>,
     pub role: Option<Role>,
@@ -197,13 +197,18 @@ pub enum RefreshOutcome {
     },
     /// Unknown, expired, or its session revoked or past its absolute lifetime.
     Invalid,
+    /// The token is live, but its user has not verified their email address, which is
+    /// required: nothing was spent or stored.
+    Unverified,
 }
 
-/// What a mailed token is for; a token of one purpose is never accepted for the other.
+/// What a mailed token is for; a token of one purpose is never accepted for another.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EmailTokenPurpose {
     PasswordReset,
     EmailVerification,
+    /// Mailed to a new address; confirms the change to it.
+    EmailChange,
 }
 
 impl EmailTokenPurpose {
@@ -211,6 +216,7 @@ impl EmailTokenPurpose {
         match self {
             Self::PasswordReset => "password_reset",
             Self::EmailVerification => "email_verification",
+            Self::EmailChange => "email_change",
         }
     }
 }
@@ -220,8 +226,11 @@ pub struct NewEmailToken {
     pub hash: String,
     pub user_id: Uuid,
     pub purpose: EmailTokenPurpose,
-    /// The address the token is mailed to; the token counts only while the account has it.
+    /// The account's address when the token was made; the token counts only while the account
+    /// has it. The token is mailed to it, except for an email change.
     pub email: String,
+    /// For an email change, and only then: the new address, where the token is mailed.
+    pub new_email: Option<String>,
     pub created_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
 }
@@ -276,7 +285,8 @@ pub trait Store: Send + Sync + 'static {
 
     async fn user_by_id(&self, id: Uuid) -> Result<Option<User>, StoreError>;
 
-    /// Creates a user without a session (the admin CLI and bootstrap).
+    /// Creates a user without a session (the admin CLI, bootstrap, and signups that wait for a
+    /// verified address).
     async fn create_account(&self, user: &NewUser) -> Result<User, StoreError>;
 
     async fn list_users(&self, query: &UserQuery) -> Result<Vec<User>, StoreError>;
@@ -299,7 +309,8 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<AccountChange<()>, StoreError>;
 
     /// Replaces a password hash, spends the user's unused password-reset tokens (a link mailed
-    /// before the change must not undo it) and revokes every session of the user but `keep`.
+    /// before the change must not undo it) and email-change tokens (a change asked for with the
+    /// old password must not go through), and revokes every session of the user but `keep`.
     async fn set_password(
         &self,
         user_id: Uuid,
@@ -322,8 +333,9 @@ pub trait Store: Send + Sync + 'static {
 
     /// Spends a live password-reset token (by hash) and, in the same transaction, sets the
     /// password, marks the email verified (the token proved the mailbox is the user's), spends
-    /// the user's other reset tokens and revokes every session. `None` when the token is not
-    /// live; then nothing changes. Of concurrent calls with one token, exactly one succeeds.
+    /// the user's other reset tokens and pending email-change tokens, and revokes every
+    /// session. `None` when the token is not live; then nothing changes. Of concurrent calls with
+    /// one token, exactly one succeeds.
     async fn reset_password(
         &self,
         presented: &str,
@@ -334,6 +346,16 @@ pub trait Store: Send + Sync + 'static {
     /// Spends a live verification token (by hash) and marks the address it was mailed to as
     /// verified; returns the user's id, or `None` when the token is not live.
     async fn verify_email(
+        &self,
+        presented: &str,
+        at: DateTime<Utc>,
+    ) -> Result<Option<Uuid>, StoreError>;
+
+    /// Spends a live email-change token (by hash) and moves the account to the new address it
+    /// was mailed to, which the token proves the user's: the address is marked verified. Returns
+    /// the user's id, or `None` when the token is not live. When another account has the new
+    /// address by now, fails with [`StoreError::EmailTaken`] and changes nothing.
+    async fn confirm_email_change(
         &self,
         presented: &str,
         at: DateTime<Utc>,
@@ -357,12 +379,15 @@ pub trait Store: Send + Sync + 'static {
 
     /// Presents the refresh token whose hash is `presented`. `next` is its successor, stored if
     /// the token is live; a token rotated at or after `reuse_since` counts as a concurrent
-    /// refresh, one rotated before it as reuse. Atomic under any interleaving of callers.
+    /// refresh, one rotated before it as reuse. With `require_verified`, a live token of a user
+    /// whose email is not verified changes nothing ([`RefreshOutcome::Unverified`]). Atomic
+    /// under any interleaving of callers.
     async fn refresh_session(
         &self,
         presented: &str,
         next: &NewRefreshToken,
         reuse_since: DateTime<Utc>,
+        require_verified: bool,
     ) -> Result<RefreshOutcome, StoreError>;
 
     /// What a refresh token (by hash) proves without rotating it, judged as a refresh would

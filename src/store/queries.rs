@@ -309,17 +309,13 @@ macro_rules! impl_store {
                 };
                 let row: UserRow = sqlx::query_as(concat!(
                     "UPDATE users SET \
-                       email = COALESCE($2, email), \
-                       email_verified_at = CASE WHEN $2 IS NULL OR $2 = email \
-                         THEN email_verified_at ELSE NULL END, \
-                       name = CASE WHEN $3 THEN $4 ELSE name END, \
-                       role = COALESCE($5, role), \
-                       disabled_at = CASE WHEN $6 THEN $7 ELSE disabled_at END, \
-                       updated_at = $8 \
+                       name = CASE WHEN $2 THEN $3 ELSE name END, \
+                       role = COALESCE($4, role), \
+                       disabled_at = CASE WHEN $5 THEN $6 ELSE disabled_at END, \
+                       updated_at = $7 \
                      WHERE id = $1 RETURNING ", user_columns!()
                 ))
                 .bind(id)
-                .bind(changes.email.as_ref().map(|email| email.as_str()))
                 .bind(changes.name.is_some())
                 .bind(changes.name.as_ref().and_then(|name| name.as_ref().map(|n| n.as_str())))
                 .bind(changes.role.map(Role::as_str))
@@ -327,8 +323,7 @@ macro_rules! impl_store {
                 .bind(disabled_at.flatten())
                 .bind(at)
                 .fetch_one(&mut *tx)
-                .await
-                .map_err(map_insert_user_error)?;
+                .await?;
                 let revoked = if demoted || disabled {
                     revoke_in(&mut tx, id, RevokeScope::All, at).await?
                 } else {
@@ -384,7 +379,7 @@ macro_rules! impl_store {
                 if updated == 0 {
                     return Err(StoreError::UserNotFound);
                 }
-                spend_reset_tokens(&mut tx, user_id, at).await?;
+                spend_tokens_of_old_password(&mut tx, user_id, at).await?;
                 let scope = keep.map_or(RevokeScope::All, RevokeScope::AllExcept);
                 let revoked = revoke_in(&mut tx, user_id, scope, at).await?;
                 tx.commit().await?;
@@ -394,13 +389,14 @@ macro_rules! impl_store {
             async fn create_email_token(&self, token: &NewEmailToken) -> Result<(), StoreError> {
                 sqlx::query(
                     "INSERT INTO email_tokens \
-                     (token_hash, user_id, purpose, email, created_at, expires_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6)",
+                     (token_hash, user_id, purpose, email, new_email, created_at, expires_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
                 )
                 .bind(&token.hash)
                 .bind(token.user_id)
                 .bind(token.purpose.as_str())
                 .bind(&token.email)
+                .bind(token.new_email.as_deref())
                 .bind(token.created_at)
                 .bind(token.expires_at)
                 .execute(&self.pool)
@@ -451,7 +447,7 @@ macro_rules! impl_store {
                 .bind(at)
                 .execute(&mut *tx)
                 .await?;
-                spend_reset_tokens(&mut tx, user_id, at).await?;
+                spend_tokens_of_old_password(&mut tx, user_id, at).await?;
                 let revoked = revoke_in(&mut tx, user_id, RevokeScope::All, at).await?;
                 tx.commit().await?;
                 Ok(Some(AccountChange { value: user_id, revoked }))
@@ -478,6 +474,39 @@ macro_rules! impl_store {
                     tx.commit().await?;
                 }
                 Ok(user_id)
+            }
+
+            async fn confirm_email_change(
+                &self,
+                presented: &str,
+                at: DateTime<Utc>,
+            ) -> Result<Option<Uuid>, StoreError> {
+                let mut tx = self.begin_write().await?;
+                let Some(user_id) =
+                    spend_email_token(&mut tx, presented, EmailTokenPurpose::EmailChange, at)
+                        .await?
+                else {
+                    return Ok(None);
+                };
+                let new_email: String =
+                    sqlx::query_scalar("SELECT new_email FROM email_tokens WHERE token_hash = $1")
+                        .bind(presented)
+                        .fetch_one(&mut *tx)
+                        .await?;
+                // The unique index reserves the address only now; an error drops the transaction,
+                // which leaves the token unspent.
+                sqlx::query(
+                    "UPDATE users SET email = $2, email_verified_at = $3, updated_at = $3 \
+                     WHERE id = $1",
+                )
+                .bind(user_id)
+                .bind(&new_email)
+                .bind(at)
+                .execute(&mut *tx)
+                .await
+                .map_err(map_insert_user_error)?;
+                tx.commit().await?;
+                Ok(Some(user_id))
             }
 
             async fn upgrade_password_hash(
@@ -529,6 +558,7 @@ macro_rules! impl_store {
                 presented: &str,
                 next: &NewRefreshToken,
                 reuse_since: DateTime<Utc>,
+                require_verified: bool,
             ) -> Result<RefreshOutcome, StoreError> {
                 let now = next.created_at;
                 let mut tx = self.begin_write().await?;
@@ -548,6 +578,10 @@ macro_rules! impl_store {
                     let Some(user) = live_session_owner(&mut tx, session_id, now).await? else {
                         return Ok(RefreshOutcome::Invalid);
                     };
+                    // Returning drops the transaction: the rotation above is rolled back.
+                    if require_verified && !user.email_verified {
+                        return Ok(RefreshOutcome::Unverified);
+                    }
                     sqlx::query(
                         "INSERT INTO refresh_tokens (token_hash, session_id, created_at, expires_at) \
                          VALUES ($1, $2, $3, $4)",
@@ -592,6 +626,9 @@ macro_rules! impl_store {
                     let Some(user) = owner else {
                         return Ok(RefreshOutcome::Invalid);
                     };
+                    if require_verified && !user.email_verified {
+                        return Ok(RefreshOutcome::Unverified);
+                    }
                     touch_session(&mut tx, session_id, now).await?;
                     tx.commit().await?;
                     return Ok(RefreshOutcome::Replayed(Rotation { user, session_id }));
@@ -909,15 +946,18 @@ macro_rules! impl_store {
             Ok(user_id)
         }
 
-        /// Spends every unused password-reset token of a user whose password just changed.
-        async fn spend_reset_tokens(
+        /// Spends every unused password-reset and email-change token of a user whose password
+        /// just changed: a reset link mailed before must not undo the change, and an email change
+        /// asked for with the old password (perhaps by whoever stole it) must not go through.
+        async fn spend_tokens_of_old_password(
             tx: &mut WriteTx<$db>,
             user_id: Uuid,
             at: DateTime<Utc>,
         ) -> Result<(), StoreError> {
             sqlx::query(
                 "UPDATE email_tokens SET used_at = $2 \
-                 WHERE user_id = $1 AND purpose = 'password_reset' AND used_at IS NULL",
+                 WHERE user_id = $1 AND purpose IN ('password_reset', 'email_change') \
+                 AND used_at IS NULL",
             )
             .bind(user_id)
             .bind(at)

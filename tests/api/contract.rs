@@ -20,6 +20,7 @@ const SERVED: &[&str] = &[
     "POST /v1/auth/password/reset",
     "POST /v1/auth/email/verify",
     "POST /v1/auth/email/resend",
+    "POST /v1/auth/email/confirm-change",
     "GET /v1/me",
     "PATCH /v1/me",
     "DELETE /v1/me",

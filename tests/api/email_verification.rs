@@ -160,16 +160,15 @@ async fn resend_needs_a_session_and_sends_nothing_for_a_verified_address() {
 }
 
 #[tokio::test]
-async fn a_new_email_must_be_verified_again_and_old_links_stop_working() {
+async fn a_confirmed_new_email_is_verified_and_links_to_the_old_one_stop_working() {
     let (app, sink) = spawn_app_with_mail(|_| {}).await;
     let tokens = app.signed_up("ada@example.com").await;
-    let first = verification_token(&sink, "ada@example.com").await;
-    assert_eq!(
-        resend(&app, access(&tokens)).await.status(),
-        StatusCode::ACCEPTED
-    );
-    let unused = verification_token(&sink, "ada@example.com").await;
-    assert_eq!(verify(&app, &first).await.status(), StatusCode::NO_CONTENT);
+    verification_token(&sink, "ada@example.com").await;
+    let unused = {
+        let response = resend(&app, access(&tokens)).await;
+        assert_eq!(response.status(), StatusCode::ACCEPTED);
+        verification_token(&sink, "ada@example.com").await
+    };
 
     let response = app
         .call(
@@ -180,21 +179,31 @@ async fn a_new_email_must_be_verified_again_and_old_links_stop_working() {
         )
         .await;
     assert_eq!(response.status(), StatusCode::OK);
-    let user: Value = response.json().await.unwrap();
-    assert_eq!(user["email"], "ada@new.example.com");
-    assert_eq!(user["email_verified"], false);
+    let mut confirmation = None;
+    for _ in 0..2 {
+        let mail = sink.next_mail().await;
+        if mail.rcpt_to == ["ada@new.example.com"] {
+            confirmation = Some(mail.token());
+        }
+    }
+    let response = app
+        .post_json(
+            "/v1/auth/email/confirm-change",
+            &json!({ "token": confirmation.expect("no confirmation mail") }),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
 
-    let fresh = verification_token(&sink, "ada@new.example.com").await;
-    // A link mailed to the former address does not verify the new one.
+    let user = me(&app, &tokens).await;
+    assert_eq!(user["email"], "ada@new.example.com");
+    assert_eq!(user["email_verified"], true);
+    // A link mailed to the former address no longer does anything.
     assert_problem(
         verify(&app, &unused).await,
         StatusCode::BAD_REQUEST,
         "invalid_verification_token",
     )
     .await;
-    assert_eq!(me(&app, &tokens).await["email_verified"], false);
-    assert_eq!(verify(&app, &fresh).await.status(), StatusCode::NO_CONTENT);
-    assert_eq!(me(&app, &tokens).await["email_verified"], true);
 
     // Changing only the name leaves the mark alone and sends nothing.
     let response = app
@@ -205,11 +214,20 @@ async fn a_new_email_must_be_verified_again_and_old_links_stop_working() {
             Some(&json!({ "name": "Ada" })),
         )
         .await;
-    assert_eq!(
-        response.json::<Value>().await.unwrap()["email_verified"],
-        true
-    );
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["email_verified"], true);
+    assert!(body.get("pending_email").is_none(), "{body}");
     sink.assert_no_mail_within(Duration::from_millis(300)).await;
+}
+
+/// The subject of the mail to an account's owner when their address is signed up again.
+const SIGNUP_NOTICE: &str = "Someone tried to sign up with your email address";
+
+/// The keys of a JSON object, sorted.
+fn keys(body: &Value) -> Vec<String> {
+    let mut keys: Vec<String> = body.as_object().unwrap().keys().cloned().collect();
+    keys.sort();
+    keys
 }
 
 #[tokio::test]
@@ -220,8 +238,10 @@ async fn logins_wait_for_a_verified_address_when_required() {
         config.bootstrap_admin_password = Some(PASSWORD.into());
     })
     .await;
-    // Signup still answers with a session, so the new user can ask for another link.
-    let tokens = app.signed_up("ada@example.com").await;
+    assert_eq!(
+        app.signup("ada@example.com").await.status(),
+        StatusCode::ACCEPTED
+    );
     let from_signup = verification_token(&sink, "ada@example.com").await;
 
     // A wrong password learns nothing about the address.
@@ -241,11 +261,6 @@ async fn logins_wait_for_a_verified_address_when_required() {
     .await;
     let from_login = verification_token(&sink, "ada@example.com").await;
     assert_ne!(from_signup, from_login);
-    assert_eq!(
-        resend(&app, access(&tokens)).await.status(),
-        StatusCode::ACCEPTED
-    );
-    verification_token(&sink, "ada@example.com").await;
 
     assert_eq!(
         verify(&app, &from_login).await.status(),
@@ -260,6 +275,118 @@ async fn logins_wait_for_a_verified_address_when_required() {
     // An admin an operator created counts as verified.
     let admin = app.login("root@example.com", PASSWORD).await;
     assert_eq!(admin.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn when_verification_is_required_signup_hands_out_no_session() {
+    let (app, sink) = spawn_app_with_mail(|config| config.require_email_verification = true).await;
+
+    let response = app.signup("ada@example.com").await;
+
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    assert!(response.headers().get("set-cookie").is_none());
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(keys(&body), ["message"], "{body}");
+    assert_eq!(app.count("SELECT COUNT(*) FROM users").await, 1);
+    assert_eq!(app.count("SELECT COUNT(*) FROM sessions").await, 0);
+    assert_eq!(app.count("SELECT COUNT(*) FROM refresh_tokens").await, 0);
+    // The mailed link is the way in.
+    let token = verification_token(&sink, "ada@example.com").await;
+    assert_eq!(verify(&app, &token).await.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        app.login("ada@example.com", PASSWORD).await.status(),
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn when_verification_is_required_a_taken_address_gets_the_same_answer_and_its_owner_a_notice()
+{
+    let (app, sink) = spawn_app_with_mail(|config| config.require_email_verification = true).await;
+    let first = app.signup("ada@example.com").await;
+    let first_status = first.status();
+    let first_body: Value = first.json().await.unwrap();
+    verification_token(&sink, "ada@example.com").await;
+
+    let again = app
+        .post_json(
+            "/v1/auth/signup",
+            &json!({ "email": "ADA@example.com", "password": "another passphrase" }),
+        )
+        .await;
+
+    assert_eq!(again.status(), first_status);
+    let again_body: Value = again.json().await.unwrap();
+    assert_eq!(keys(&again_body), keys(&first_body));
+    assert_eq!(again_body, first_body);
+    // The owner is told, with no link that could do anything.
+    let notice = sink.next_mail().await;
+    assert_eq!(notice.rcpt_to, ["ada@example.com"]);
+    assert_eq!(notice.header("Subject").unwrap(), SIGNUP_NOTICE);
+    let text = notice.part("text/plain");
+    assert!(
+        text.contains("log in") && text.contains("reset your password"),
+        "{text}"
+    );
+    assert!(!text.contains("#token="), "{text}");
+    assert!(notice.part("text/html").contains("ada@example.com"));
+    // Nothing about the account changed: one user, the first password.
+    assert_eq!(app.count("SELECT COUNT(*) FROM users").await, 1);
+    assert_eq!(app.count("SELECT COUNT(*) FROM sessions").await, 0);
+    assert_problem(
+        app.login("ada@example.com", "another passphrase").await,
+        StatusCode::UNAUTHORIZED,
+        "invalid_credentials",
+    )
+    .await;
+    sink.assert_no_mail_within(Duration::from_millis(300)).await;
+}
+
+#[tokio::test]
+async fn when_verification_is_required_an_unverified_session_cannot_be_refreshed() {
+    // A session from before the setting was turned on.
+    let (app, sink) = spawn_app_with_mail(|_| {}).await;
+    let tokens = app.signed_up("ada@example.com").await;
+    let token = verification_token(&sink, "ada@example.com").await;
+    let app = app
+        .restart_with(|config| config.require_email_verification = true)
+        .await;
+    let refresh_token = tokens["refresh_token"].as_str().unwrap();
+
+    assert_problem(
+        app.refresh(refresh_token).await,
+        StatusCode::FORBIDDEN,
+        "email_not_verified",
+    )
+    .await;
+    // The refusal changed nothing: the token was not spent.
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM refresh_tokens WHERE rotated_at IS NOT NULL")
+            .await,
+        0
+    );
+    assert_eq!(app.count("SELECT COUNT(*) FROM refresh_tokens").await, 1);
+
+    // Verified, the same session refreshes again.
+    assert_eq!(verify(&app, &token).await.status(), StatusCode::NO_CONTENT);
+    assert_eq!(app.refresh(refresh_token).await.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn without_required_verification_a_taken_address_still_gets_409() {
+    // Signup must then hand out a session at once, which it cannot do for a taken address, so
+    // it cannot pretend: the 409 stays.
+    let (app, sink) = spawn_app_with_mail(|_| {}).await;
+    app.signed_up("ada@example.com").await;
+    verification_token(&sink, "ada@example.com").await;
+
+    assert_problem(
+        app.signup("ada@example.com").await,
+        StatusCode::CONFLICT,
+        "email_taken",
+    )
+    .await;
+    sink.assert_no_mail_within(Duration::from_millis(300)).await;
 }
 
 #[tokio::test]

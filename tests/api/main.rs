@@ -10,6 +10,7 @@ mod contract;
 mod cookie;
 mod cors;
 mod device_tokens;
+mod email_change;
 mod email_verification;
 mod errors;
 mod health;

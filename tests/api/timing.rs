@@ -1,5 +1,6 @@
 //! A login for an unknown email, with a wrong password, for a disabled account and for an account
-//! whose hash has an older, lower cost take the same time, measured statistically: many
+//! whose hash has an older, lower cost take the same time, and so do a signup for a new and for a
+//! taken address when signups hide which addresses have accounts; measured statistically: many
 //! interleaved samples, compared medians.
 
 use std::time::{Duration, Instant};
@@ -129,4 +130,49 @@ async fn an_account_with_an_older_cheaper_hash_answers_as_slowly_as_an_unknown_e
         ],
     )
     .await;
+}
+
+#[tokio::test]
+async fn with_verification_required_a_signup_for_a_taken_address_takes_as_long_as_a_new_one() {
+    // A new address costs one committed insert more than a taken one (whose insert fails and
+    // is rolled back): ~20 ms on the test machine's PostgreSQL, next to a hash that takes a
+    // quarter of a second at the default cost. Cost 10 keeps that ratio honest in a debug build.
+    let app = spawn_app_with(|config| {
+        config.bcrypt_cost = 10;
+        config.require_email_verification = true;
+    })
+    .await;
+    assert_eq!(
+        app.signup("ada@example.com").await.status(),
+        StatusCode::ACCEPTED
+    );
+    let time_signup = |email: String| {
+        let app = &app;
+        async move {
+            let started = Instant::now();
+            let response = app.signup(&email).await;
+            let elapsed = started.elapsed();
+            assert_eq!(response.status(), StatusCode::ACCEPTED);
+            elapsed
+        }
+    };
+
+    // Without hashing the password of a taken address, its answer would come in a fraction of
+    // the time. Up to three rounds, as in `assert_same_time`.
+    let _sampling = SAMPLING.lock().await;
+    let mut rounds = Vec::new();
+    for round in 0..3 {
+        let (mut new, mut taken) = (Vec::new(), Vec::new());
+        for i in 0..SAMPLES {
+            new.push(time_signup(format!("new{round}-{i}@example.com")).await);
+            taken.push(time_signup("ada@example.com".into()).await);
+        }
+        let (new, taken) = (median(new), median(taken));
+        let (fastest, slowest) = (new.min(taken), new.max(taken));
+        if slowest.as_secs_f64() <= fastest.as_secs_f64() * 1.35 {
+            return;
+        }
+        rounds.push((new, taken));
+    }
+    panic!("medians (new, taken) differ in every round: {rounds:?}");
 }
