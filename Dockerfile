@@ -1,11 +1,11 @@
-# syntax=docker/dockerfile:1
-#
 # Latchkey container image.
 #
 #   docker build -t latchkey .
 #   docker run --rm -p 8080:8080 -v latchkey-data:/data -e LATCHKEY_JWT_SECRET=... latchkey
 #
-# Needs BuildKit (the default builder since Docker 23) for the cache mounts below.
+# Needs BuildKit (the default builder since Docker 23) for the cache mounts below. Its built-in
+# Dockerfile frontend is enough: there is no `# syntax=` line, whose frontend image would have to
+# be pulled, which fails on offline and mirror-only builders.
 
 # ---------------------------------------------------------------------------------------------
 # Build stage. The crate uses edition 2024 and declares rust-version 1.88; `rust:1-*` tracks
@@ -15,11 +15,18 @@ FROM rust:1-slim-bookworm AS build
 
 WORKDIR /app
 
+# Everything `cargo build --bin latchkey` reads, and nothing else, so the layer cache survives
+# edits to tests and docs. .ci/image_build_stage.sh replays these COPY lines and the cargo
+# command below in CI, so a file missing here fails CI rather than the next `docker build`.
 COPY Cargo.toml Cargo.lock build.rs ./
-# Both are embedded at compile time: migrations through sqlx::migrate!, the OpenAPI document
-# through include_str!.
+# Cargo.toml declares `[[bench]] auth`, and cargo reads every declared target even for --bin:
+# without benches/auth.rs the manifest is rejected. The bench itself is not compiled.
+COPY benches ./benches
+# Embedded at compile time: migrations through sqlx::migrate!, the OpenAPI document and the
+# mail templates through include_str!.
 COPY migrations ./migrations
 COPY openapi.yaml ./openapi.yaml
+COPY templates ./templates
 COPY src ./src
 
 # The cargo registry and the target directory live in BuildKit cache mounts, so a rebuild only
