@@ -1,11 +1,11 @@
-# syntax=docker/dockerfile:1
-#
 # Latchkey container image.
 #
 #   docker build -t latchkey .
 #   docker run --rm -p 8080:8080 -v latchkey-data:/data -e LATCHKEY_JWT_SECRET=... latchkey
 #
-# Needs BuildKit (the default builder since Docker 23) for the cache mounts below.
+# Needs BuildKit (the default builder since Docker 23) for the cache mounts below. Its built-in
+# Dockerfile frontend is enough: there is no `# syntax=` line, whose frontend image would have to
+# be pulled, which fails on offline and mirror-only builders.
 
 # ---------------------------------------------------------------------------------------------
 # Build stage. The crate uses edition 2024 and declares rust-version 1.88; `rust:1-*` tracks
@@ -15,11 +15,18 @@ FROM rust:1-slim-bookworm AS build
 
 WORKDIR /app
 
+# Everything `cargo build --bin latchkey` reads, and nothing else, so the layer cache survives
+# edits to tests and docs. .ci/image_build_stage.sh replays these COPY lines and the cargo
+# command below in CI, so a file missing here fails CI rather than the next `docker build`.
 COPY Cargo.toml Cargo.lock build.rs ./
-# Both are embedded at compile time: migrations through sqlx::migrate!, the OpenAPI document
-# through include_str!.
+# Cargo.toml declares `[[bench]] auth`, and cargo reads every declared target even for --bin:
+# without benches/auth.rs the manifest is rejected. The bench itself is not compiled.
+COPY benches ./benches
+# Embedded at compile time: migrations through sqlx::migrate!, the OpenAPI document and the
+# mail templates through include_str!.
 COPY migrations ./migrations
 COPY openapi.yaml ./openapi.yaml
+COPY templates ./templates
 COPY src ./src
 
 # The cargo registry and the target directory live in BuildKit cache mounts, so a rebuild only
@@ -36,12 +43,12 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
 # against is present.
 FROM debian:bookworm-slim
 
-# ca-certificates for outbound TLS; curl for the HEALTHCHECK below.
+# ca-certificates for outbound TLS. No curl: the HEALTHCHECK below is the binary itself.
 # Versions are not pinned: bookworm-slim only receives security updates for these packages,
 # and an exact pin breaks the build as soon as the Debian mirror drops the pinned version.
 # hadolint ignore=DL3008
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends ca-certificates curl \
+    && apt-get install -y --no-install-recommends ca-certificates \
     && rm -rf /var/lib/apt/lists/* \
     && groupadd --system --gid 10001 latchkey \
     && useradd --system --uid 10001 --gid latchkey --no-log-init --no-create-home \
@@ -64,10 +71,12 @@ USER 10001:10001
 
 EXPOSE 8080
 
-# Liveness only (/readyz also checks the database). Assumes the port of LATCHKEY_ADDR is 8080.
-# Exec form, no shell: Docker counts curl's non-zero exit (22 on an HTTP error) as unhealthy.
+# Liveness only (/readyz also checks the database). `latchkey healthcheck` reads LATCHKEY_ADDR
+# like the server does (an unspecified 0.0.0.0 becomes 127.0.0.1), so `-e LATCHKEY_ADDR=...`
+# moves the check with the listener. It exits 1 on anything but a 200 within 3 s, inside the
+# 5 s timeout, and prints the reason, which `docker inspect` shows. Exec form: no shell needed.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=15s --retries=3 \
-    CMD ["curl", "-fsS", "--max-time", "3", "-o", "/dev/null", "http://127.0.0.1:8080/healthz"]
+    CMD ["/usr/local/bin/latchkey", "healthcheck"]
 
 ENTRYPOINT ["/usr/local/bin/latchkey"]
 CMD ["serve"]

@@ -1,7 +1,8 @@
-//! The `latchkey admin` commands, run as a separate process against a test database.
+//! The `latchkey` subcommands (admin, migrate, healthcheck), each run as a separate process.
 
 use std::io::Write;
 use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
@@ -340,4 +341,122 @@ async fn migrate_creates_the_schema_on_a_fresh_database_and_exits() {
     .await
     .unwrap();
     assert_eq!(tables, 4);
+}
+
+/// `latchkey healthcheck` with LATCHKEY_ADDR alone in its environment, waited for off the
+/// runtime thread like [`latchkey`]. Returns the exit code and everything it printed.
+async fn healthcheck(addr: &str) -> (Option<i32>, String) {
+    let addr = addr.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let output = Command::new(env!("CARGO_BIN_EXE_latchkey"))
+            .arg("healthcheck")
+            .env_clear()
+            .env("LATCHKEY_ADDR", addr)
+            .output()
+            .expect("could not run latchkey");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        (output.status.code(), text)
+    })
+    .await
+    .unwrap()
+}
+
+/// A loopback port nothing listens on: bound, then released.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A loopback listener that hands its first connection to `serve` and returns the address.
+fn fake_server(serve: impl FnOnce(std::net::TcpStream) + Send + 'static) -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        if let Ok((stream, _)) = listener.accept() {
+            serve(stream);
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn healthcheck_exits_0_against_a_running_server() {
+    let app = spawn_app().await;
+    let addr = app.address.trim_start_matches("http://");
+
+    let (code, output) = healthcheck(addr).await;
+
+    assert_eq!(code, Some(0), "{output}");
+    assert_eq!(output, "");
+}
+
+/// The image sets LATCHKEY_ADDR=0.0.0.0:8080: the check must reach that server on loopback.
+#[tokio::test]
+async fn healthcheck_on_an_unspecified_address_probes_loopback() {
+    let app = spawn_app().await;
+    let port = app.address.rsplit(':').next().unwrap();
+
+    let (code, output) = healthcheck(&format!("0.0.0.0:{port}")).await;
+
+    assert_eq!(code, Some(0), "{output}");
+}
+
+#[tokio::test]
+async fn healthcheck_exits_1_with_one_line_when_nothing_listens() {
+    let port = free_port();
+
+    let (code, output) = healthcheck(&format!("127.0.0.1:{port}")).await;
+
+    assert_eq!(code, Some(1), "{output}");
+    assert_eq!(
+        output,
+        format!("latchkey: unhealthy: connection refused to 127.0.0.1:{port}\n")
+    );
+}
+
+#[tokio::test]
+async fn healthcheck_exits_1_when_healthz_is_not_200() {
+    let addr = fake_server(|mut stream| {
+        use std::io::Read;
+        let mut request = [0_u8; 1024];
+        let _ = stream.read(&mut request);
+        let _ = stream.write_all(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n");
+    });
+
+    let (code, output) = healthcheck(&addr).await;
+
+    assert_eq!(code, Some(1), "{output}");
+    assert_eq!(
+        output,
+        format!(
+            "latchkey: unhealthy: GET /healthz on {addr} answered \"HTTP/1.1 503 Service Unavailable\"\n"
+        )
+    );
+}
+
+/// A server that accepts but never answers must not hold the check past its 3 s budget, which
+/// stays inside the image's HEALTHCHECK --timeout of 5 s.
+#[tokio::test]
+async fn healthcheck_gives_up_on_a_silent_server_within_its_timeout() {
+    let addr = fake_server(|stream| {
+        std::thread::sleep(Duration::from_secs(10));
+        drop(stream);
+    });
+    let started = std::time::Instant::now();
+
+    let (code, output) = healthcheck(&addr).await;
+
+    assert_eq!(code, Some(1), "{output}");
+    assert_eq!(
+        output,
+        format!("latchkey: unhealthy: timed out talking to {addr}\n")
+    );
+    assert!(started.elapsed() < Duration::from_secs(5));
 }
