@@ -191,7 +191,8 @@ def _unmailed_token_refused(case, problem) -> bool:
 # is optional in the schema; when neither carries one the answer is 422 with exactly one error,
 # `refresh_token` `required`, as RefreshRequest documents. Which of the two is needed depends on
 # the server's mode (this run uses body mode), which no request schema can know, so that one
-# answer to a body without `refresh_token` is dropped.
+# answer to a body without `refresh_token` is dropped. The body itself is optional for the same
+# reason, and an omitted one is read as `{}`: `case.body` is then not a dict, and counts as `{}`.
 def _refresh_without_token_refused(case, problem) -> bool:
     body = case.body if isinstance(case.body, dict) else {}
     errors = problem.get("errors") or []

@@ -1,5 +1,6 @@
-//! A JSON body extractor whose every failure is an [`ApiError`]: 415 for another content type, 413
+//! JSON body extractors whose every failure is an [`ApiError`]: 415 for another content type, 413
 //! past the size limit, 400 for malformed JSON and 422 naming the field that does not fit.
+//! [`OptionalJsonBody`] also lets the body be left out.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -37,6 +38,31 @@ impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
                     _ => ApiError::MalformedJson,
                 })?;
             parse(&bytes).map(JsonBody)
+        })
+    }
+}
+
+/// A request body that may be left out: `None` for an empty body sent without a content type,
+/// which is what a browser's `fetch` without a `body` sends (a cookie refresh). Any other body is
+/// read as [`JsonBody`] reads it, so a body without a content type is still 415.
+pub struct OptionalJsonBody<T>(pub Option<T>);
+
+impl<T: DeserializeOwned + 'static> FromRequest for OptionalJsonBody<T> {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        if req.headers().contains_key(header::CONTENT_TYPE) {
+            let body = JsonBody::<T>::from_request(req, payload);
+            return Box::pin(async move { body.await.map(|JsonBody(value)| Self(Some(value))) });
+        }
+        let body = web::Bytes::from_request(req, payload);
+        Box::pin(async move {
+            match body.await {
+                Ok(bytes) if bytes.is_empty() => Ok(Self(None)),
+                // Untyped bytes, or too many to tell: a body that is not declared JSON.
+                _ => Err(ApiError::UnsupportedMediaType),
+            }
         })
     }
 }

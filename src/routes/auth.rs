@@ -12,7 +12,7 @@ use crate::abuse::ClientIp;
 use crate::auth::{AuthUser, RefreshToken, Verification, VerifiedToken};
 use crate::domain::{DisplayName, Email, Password, Role};
 use crate::error::{ApiError, FieldError, TokenProblem};
-use crate::extract::JsonBody;
+use crate::extract::{JsonBody, OptionalJsonBody};
 use crate::startup::AppState;
 use crate::store::{
     self, Credentials, NewRefreshToken, NewSession, NewUser, RefreshOutcome, RevokeScope,
@@ -39,7 +39,7 @@ pub struct LoginBody {
 
 #[derive(Deserialize)]
 pub struct RefreshBody {
-    /// May be left out in cookie mode, where the cookie carries it.
+    /// May be left out in cookie mode, where the cookie carries it (and so may the whole body).
     refresh_token: Option<String>,
 }
 
@@ -278,10 +278,11 @@ pub async fn refresh(
     state: web::Data<AppState>,
     ClientIp(ip): ClientIp,
     req: HttpRequest,
-    JsonBody(body): JsonBody<RefreshBody>,
+    OptionalJsonBody(body): OptionalJsonBody<RefreshBody>,
 ) -> Result<HttpResponse, ApiError> {
     state.limits.refresh(ip)?;
-    let token = match body.refresh_token {
+    // No body is `{}`: in cookie mode the cookie carries the token, else the member is missing.
+    let token = match body.and_then(|body| body.refresh_token) {
         Some(token) => token,
         None => state.refresh_cookie.read(&req)?.ok_or_else(|| {
             ApiError::Validation(vec![FieldError::new(

@@ -180,6 +180,142 @@ async fn without_cookie_mode_no_cookie_is_set_or_read() {
     assert_eq!(problem["errors"][0]["field"], "refresh_token");
 }
 
+/// A browser's `fetch(url, {method: 'POST', credentials: 'include', headers: {'X-Latchkey-Csrf':
+/// '1'}})`: the cookie and the CSRF header, no body and no content type.
+async fn post_without_body(app: &TestApp, path: &str, cookie: &str) -> Response {
+    app.client
+        .post(app.url(path))
+        .header("cookie", format!("latchkey_refresh={cookie}"))
+        .header("x-latchkey-csrf", "1")
+        .header("origin", APP_ORIGIN)
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn refresh_and_logout_accept_a_cookie_request_without_a_body() {
+    let app = cookie_app().await;
+    let signup = app.signup("ada@example.com").await;
+    let first = cookie_value(&set_cookie(&signup));
+
+    let refreshed = post_without_body(&app, "/v1/auth/refresh", &first).await;
+
+    assert_eq!(refreshed.status(), StatusCode::OK);
+    let second = cookie_value(&set_cookie(&refreshed));
+    assert_ne!(first, second);
+    let body: Value = refreshed.json().await.unwrap();
+    let access_token = body["access_token"].as_str().unwrap();
+    assert_eq!(app.me(access_token).await.status(), StatusCode::OK);
+
+    let logout = post_without_body(&app, "/v1/auth/logout", &second).await;
+
+    assert_eq!(logout.status(), StatusCode::NO_CONTENT);
+    assert!(set_cookie(&logout).contains("Max-Age=0"));
+    assert_problem(
+        app.me(access_token).await,
+        StatusCode::UNAUTHORIZED,
+        "invalid_token",
+    )
+    .await;
+}
+
+/// Only an empty body without a content type counts as no body: anything else is read as before.
+#[tokio::test]
+async fn a_cookie_refresh_with_a_body_still_needs_json() {
+    let app = cookie_app().await;
+    let signup = app.signup("ada@example.com").await;
+    let token = cookie_value(&set_cookie(&signup));
+    let send = |content_type: Option<&'static str>, body: &'static str| {
+        let mut request = app
+            .client
+            .post(app.url("/v1/auth/refresh"))
+            .header("cookie", format!("latchkey_refresh={token}"))
+            .header("x-latchkey-csrf", "1")
+            .body(body);
+        if let Some(content_type) = content_type {
+            request = request.header("content-type", content_type);
+        }
+        request.send()
+    };
+
+    let untyped = send(None, "{}").await.unwrap();
+    assert_problem(
+        untyped,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported_media_type",
+    )
+    .await;
+    let text = send(Some("text/plain"), "").await.unwrap();
+    assert_problem(
+        text,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported_media_type",
+    )
+    .await;
+    let empty_json = send(Some("application/json"), "").await.unwrap();
+    assert_problem(empty_json, StatusCode::BAD_REQUEST, "malformed_json").await;
+    let bad_json = send(Some("application/json"), "{").await.unwrap();
+    assert_problem(bad_json, StatusCode::BAD_REQUEST, "malformed_json").await;
+
+    // None of those spent the token.
+    assert_eq!(
+        post_without_body(&app, "/v1/auth/refresh", &token)
+            .await
+            .status(),
+        StatusCode::OK
+    );
+}
+
+/// Without cookie mode the token is in the body as before, and a refresh without one, with or
+/// without a body, names the missing field.
+#[tokio::test]
+async fn in_body_mode_a_refresh_without_a_body_names_the_missing_token() {
+    let app = spawn_app().await;
+    let tokens = app.signed_up("ada@example.com").await;
+
+    let no_body = app
+        .client
+        .post(app.url("/v1/auth/refresh"))
+        .send()
+        .await
+        .unwrap();
+
+    let problem = assert_problem(
+        no_body,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    )
+    .await;
+    assert_eq!(problem["errors"][0]["field"], "refresh_token");
+    let empty_object = app.post_json("/v1/auth/refresh", &json!({})).await;
+    let problem = assert_problem(
+        empty_object,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    )
+    .await;
+    assert_eq!(problem["errors"][0]["field"], "refresh_token");
+    let untyped = app
+        .client
+        .post(app.url("/v1/auth/refresh"))
+        .body(json!({ "refresh_token": tokens["refresh_token"] }).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_problem(
+        untyped,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported_media_type",
+    )
+    .await;
+    let refreshed = app.refresh(tokens["refresh_token"].as_str().unwrap()).await;
+    assert_eq!(refreshed.status(), StatusCode::OK);
+    assert!(refreshed.headers().get("set-cookie").is_none());
+    let body: Value = refreshed.json().await.unwrap();
+    assert_eq!(body["refresh_token"].as_str().unwrap().len(), 43);
+}
+
 /// Logs in again as ada and returns the new session's refresh cookie.
 async fn cookie_login(app: &TestApp) -> String {
     let response = app.login("ada@example.com", crate::helpers::PASSWORD).await;
