@@ -171,13 +171,15 @@ def _email_change_without_password_refused(case, problem) -> bool:
     )
 
 
-# 4. `POST /v1/auth/password/reset` and `POST /v1/auth/email/verify` take only a token the server
-# mailed; any other string is answered 400 `invalid_reset_token` / `invalid_verification_token`,
-# as the contract documents. Like issued cursors, the set of mailed tokens has no schema, so
+# 4. `POST /v1/auth/password/reset`, `POST /v1/auth/email/verify` and
+# `POST /v1/auth/email/confirm-change` take only a token the server mailed; any other string is
+# answered 400 `invalid_reset_token` / `invalid_verification_token` /
+# `invalid_email_change_token`, as the contract documents. Like issued cursors, the set of mailed tokens has no schema, so
 # positive_data_acceptance's complaint about exactly that answer is dropped.
 MAILED_TOKEN_CODES = {
     "POST /v1/auth/password/reset": "invalid_reset_token",
     "POST /v1/auth/email/verify": "invalid_verification_token",
+    "POST /v1/auth/email/confirm-change": "invalid_email_change_token",
 }
 
 
