@@ -22,12 +22,7 @@ pub const MAX_PRUNE_INTERVAL_SECS: u64 = 86_400;
 #[derive(Debug, Clone, Args)]
 pub struct Config {
     /// Address the HTTP server binds to.
-    #[arg(
-        long,
-        env = "LATCHKEY_ADDR",
-        default_value = "127.0.0.1:8080",
-        global = true
-    )]
+    #[arg(long, env = "LATCHKEY_ADDR", default_value = "127.0.0.1:8080")]
     pub addr: String,
 
     /// Database URL: `sqlite://FILE` (created if missing) or `postgres://…`.
@@ -35,19 +30,13 @@ pub struct Config {
         long,
         env = "DATABASE_URL",
         default_value = "sqlite://latchkey.db",
-        hide_env_values = true,
-        global = true
+        hide_env_values = true
     )]
     pub database_url: String,
 
     /// HS256 signing secret, at least 32 bytes. When unset on SQLite a random secret is generated
     /// once and stored in the database; PostgreSQL deployments must set it.
-    #[arg(
-        long,
-        env = "LATCHKEY_JWT_SECRET",
-        hide_env_values = true,
-        global = true
-    )]
+    #[arg(long, env = "LATCHKEY_JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: Option<String>,
 
     /// Several signing keys for rotation, as comma-separated `kid:secret` pairs (each secret at
@@ -58,190 +47,137 @@ pub struct Config {
         env = "LATCHKEY_JWT_KEYS",
         value_delimiter = ',',
         hide_env_values = true,
-        conflicts_with = "jwt_secret",
-        global = true
+        conflicts_with = "jwt_secret"
     )]
     pub jwt_keys: Vec<String>,
 
     /// `iss` claim of issued access tokens, checked on every verification.
-    #[arg(
-        long,
-        env = "LATCHKEY_ISSUER",
-        default_value = "latchkey",
-        global = true
-    )]
+    #[arg(long, env = "LATCHKEY_ISSUER", default_value = "latchkey")]
     pub issuer: String,
 
     /// Access token lifetime in seconds, at most a day (86400): a revoked session's access
     /// tokens stay in the in-memory revocation list that long.
-    #[arg(long, env = "LATCHKEY_ACCESS_TTL", default_value_t = 900, value_parser = clap::value_parser!(u64).range(1..=86_400), global = true)]
+    #[arg(long, env = "LATCHKEY_ACCESS_TTL", default_value_t = 900, value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub access_ttl: u64,
 
     /// Refresh token lifetime in seconds (sliding: every refresh issues a new one), at most a
     /// year (31536000).
-    #[arg(long, env = "LATCHKEY_REFRESH_TTL", default_value_t = 30 * 86_400, value_parser = clap::value_parser!(u64).range(60..=MAX_SESSION_SECS), global = true)]
+    #[arg(long, env = "LATCHKEY_REFRESH_TTL", default_value_t = 30 * 86_400, value_parser = clap::value_parser!(u64).range(60..=MAX_SESSION_SECS))]
     pub refresh_ttl: u64,
 
     /// Absolute session lifetime in seconds, however often it is refreshed; at most a year
     /// (31536000).
-    #[arg(long, env = "LATCHKEY_SESSION_MAX_AGE", default_value_t = 90 * 86_400, value_parser = clap::value_parser!(u64).range(60..=MAX_SESSION_SECS), global = true)]
+    #[arg(long, env = "LATCHKEY_SESSION_MAX_AGE", default_value_t = 90 * 86_400, value_parser = clap::value_parser!(u64).range(60..=MAX_SESSION_SECS))]
     pub session_max_age: u64,
 
     /// Live sessions one user may have; a login past it revokes their oldest session, so
     /// repeated logins cannot grow the session list without bound.
-    #[arg(long, env = "LATCHKEY_MAX_SESSIONS_PER_USER", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=10_000), global = true)]
+    #[arg(long, env = "LATCHKEY_MAX_SESSIONS_PER_USER", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub max_sessions_per_user: u32,
 
     /// Seconds after a refresh during which the same refresh token may be presented again (two
     /// tabs refreshing at once) and gets the same new token instead of revoking the session. At
     /// most 300: longer, a stolen token replayed later would also pass as a concurrent refresh.
-    #[arg(long, env = "LATCHKEY_REFRESH_REUSE_INTERVAL", default_value_t = 10, value_parser = clap::value_parser!(u64).range(0..=300), global = true)]
+    #[arg(long, env = "LATCHKEY_REFRESH_REUSE_INTERVAL", default_value_t = 10, value_parser = clap::value_parser!(u64).range(0..=300))]
     pub refresh_reuse_interval: u64,
 
     /// Seconds between background sweeps that delete expired sessions and refresh tokens, at most
     /// a day (86400).
-    #[arg(long, env = "LATCHKEY_PRUNE_INTERVAL", default_value_t = 600, value_parser = clap::value_parser!(u64).range(1..=MAX_PRUNE_INTERVAL_SECS), global = true)]
+    #[arg(long, env = "LATCHKEY_PRUNE_INTERVAL", default_value_t = 600, value_parser = clap::value_parser!(u64).range(1..=MAX_PRUNE_INTERVAL_SECS))]
     pub prune_interval: u64,
 
     /// bcrypt cost factor for new password hashes (4–31).
-    #[arg(long, env = "LATCHKEY_BCRYPT_COST", default_value_t = 12, value_parser = clap::value_parser!(u32).range(4..=31), global = true)]
+    #[arg(long, env = "LATCHKEY_BCRYPT_COST", default_value_t = 12, value_parser = clap::value_parser!(u32).range(4..=31))]
     pub bcrypt_cost: u32,
 
     /// Threads that may run bcrypt at once [default: number of CPUs].
-    #[arg(long, env = "LATCHKEY_HASH_THREADS", value_parser = clap::value_parser!(u16).range(1..), global = true)]
+    #[arg(long, env = "LATCHKEY_HASH_THREADS", value_parser = clap::value_parser!(u16).range(1..))]
     pub hash_threads: Option<u16>,
 
     /// Rate limits and account lockout; `false` only for tests and benchmarks.
-    #[arg(long, env = "LATCHKEY_RATE_LIMITS", default_value_t = true, action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new(), global = true)]
+    #[arg(long, env = "LATCHKEY_RATE_LIMITS", default_value_t = true, action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new())]
     pub rate_limits: bool,
 
     /// Login attempts per client address, as COUNT/WINDOW (`20/min`, `5/10s`, `100/h`; the window
     /// at most `24h`).
-    #[arg(
-        long,
-        env = "LATCHKEY_RATE_LOGIN_PER_IP",
-        default_value = "20/min",
-        global = true
-    )]
+    #[arg(long, env = "LATCHKEY_RATE_LOGIN_PER_IP", default_value = "20/min")]
     pub rate_login_per_ip: Rate,
 
     /// Login attempts per account (email), from all addresses together.
     #[arg(
         long,
         env = "LATCHKEY_RATE_LOGIN_PER_ACCOUNT",
-        default_value = "10/min",
-        global = true
+        default_value = "10/min"
     )]
     pub rate_login_per_account: Rate,
 
     /// Signups per client address.
-    #[arg(
-        long,
-        env = "LATCHKEY_RATE_SIGNUP_PER_IP",
-        default_value = "10/min",
-        global = true
-    )]
+    #[arg(long, env = "LATCHKEY_RATE_SIGNUP_PER_IP", default_value = "10/min")]
     pub rate_signup_per_ip: Rate,
 
     /// Refreshes per client address.
-    #[arg(
-        long,
-        env = "LATCHKEY_RATE_REFRESH_PER_IP",
-        default_value = "60/min",
-        global = true
-    )]
+    #[arg(long, env = "LATCHKEY_RATE_REFRESH_PER_IP", default_value = "60/min")]
     pub rate_refresh_per_ip: Rate,
 
     /// Password-reset requests per client address.
-    #[arg(
-        long,
-        env = "LATCHKEY_RATE_FORGOT_PER_IP",
-        default_value = "20/h",
-        global = true
-    )]
+    #[arg(long, env = "LATCHKEY_RATE_FORGOT_PER_IP", default_value = "20/h")]
     pub rate_forgot_per_ip: Rate,
 
     /// Password-reset requests per email address, from all client addresses together.
-    #[arg(
-        long,
-        env = "LATCHKEY_RATE_FORGOT_PER_EMAIL",
-        default_value = "5/h",
-        global = true
-    )]
+    #[arg(long, env = "LATCHKEY_RATE_FORGOT_PER_EMAIL", default_value = "5/h")]
     pub rate_forgot_per_email: Rate,
 
     /// Verification mails sent again per user (resend requests, and logins refused for an
     /// unverified address).
-    #[arg(
-        long,
-        env = "LATCHKEY_RATE_RESEND_PER_USER",
-        default_value = "5/h",
-        global = true
-    )]
+    #[arg(long, env = "LATCHKEY_RATE_RESEND_PER_USER", default_value = "5/h")]
     pub rate_resend_per_user: Rate,
 
     /// Wrong passwords for one account from one address before it is locked out there.
-    #[arg(long, env = "LATCHKEY_LOCKOUT_THRESHOLD", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..), global = true)]
+    #[arg(long, env = "LATCHKEY_LOCKOUT_THRESHOLD", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
     pub lockout_threshold: u32,
 
     /// First lockout in seconds (at most 900); each further failure doubles it, up to 15
     /// minutes.
-    #[arg(long, env = "LATCHKEY_LOCKOUT_BASE_DELAY", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=900), global = true)]
+    #[arg(long, env = "LATCHKEY_LOCKOUT_BASE_DELAY", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=900))]
     pub lockout_base_delay: u64,
 
     /// Keys (client addresses, accounts, devices) each rate limit and the lockout keep at most;
     /// when full, the key closest to its full allowance is forgotten first. About 2.7 KB per
     /// key in all: 10,000 keys bound the limits' memory to about 27 MB.
-    #[arg(long, env = "LATCHKEY_RATE_LIMIT_KEYS", default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..), global = true)]
+    #[arg(long, env = "LATCHKEY_RATE_LIMIT_KEYS", default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..))]
     pub rate_limit_keys: u32,
 
     /// Proxies whose X-Forwarded-For is trusted, as comma-separated CIDRs or addresses. From
     /// anyone else the header is ignored.
-    #[arg(
-        long,
-        env = "LATCHKEY_TRUSTED_PROXIES",
-        value_delimiter = ',',
-        global = true
-    )]
+    #[arg(long, env = "LATCHKEY_TRUSTED_PROXIES", value_delimiter = ',')]
     pub trusted_proxies: Vec<String>,
 
-    /// Also hand out the refresh token as an HttpOnly, Secure, SameSite=Strict cookie (path
-    /// /v1/auth) instead of in the body; refresh and logout then accept it from the cookie.
-    #[arg(long, env = "LATCHKEY_REFRESH_COOKIE", default_value_t = false, action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new(), global = true)]
+    /// Hand out the refresh token as an HttpOnly, Secure, SameSite=Strict cookie (path /v1/auth)
+    /// instead of in the response body; refresh and logout then take it from the cookie.
+    #[arg(long, env = "LATCHKEY_REFRESH_COOKIE", default_value_t = false, action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new())]
     pub refresh_cookie: bool,
 
     /// Log lines as human-readable text or as JSON objects.
-    #[arg(
-        long,
-        env = "LATCHKEY_LOG_FORMAT",
-        value_enum,
-        default_value = "text",
-        global = true
-    )]
+    #[arg(long, env = "LATCHKEY_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
 
     /// Collect Prometheus metrics, served at GET /metrics where LATCHKEY_METRICS_ADDR or
     /// LATCHKEY_METRICS_ON_API says.
-    #[arg(long, env = "LATCHKEY_METRICS", default_value_t = true, action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new(), global = true)]
+    #[arg(long, env = "LATCHKEY_METRICS", default_value_t = true, action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new())]
     pub metrics: bool,
 
     /// Serve GET /metrics on this address of its own (e.g. 127.0.0.1:9090), for the scraper.
-    #[arg(long, env = "LATCHKEY_METRICS_ADDR", global = true)]
+    #[arg(long, env = "LATCHKEY_METRICS_ADDR")]
     pub metrics_addr: Option<String>,
 
     /// Also serve GET /metrics on the API's own listener, to anyone who can reach the API. Off by
     /// default: the metrics describe traffic and users' activity.
-    #[arg(long, env = "LATCHKEY_METRICS_ON_API", default_value_t = false, action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new(), global = true)]
+    #[arg(long, env = "LATCHKEY_METRICS_ON_API", default_value_t = false, action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new())]
     pub metrics_on_api: bool,
 
     /// Browser origins allowed to call the API (CORS), comma-separated and exact, like
     /// `https://app.example.com`. None by default.
-    #[arg(
-        long,
-        env = "LATCHKEY_CORS_ORIGINS",
-        value_delimiter = ',',
-        global = true
-    )]
+    #[arg(long, env = "LATCHKEY_CORS_ORIGINS", value_delimiter = ',')]
     pub cors_origins: Vec<String>,
 
     /// Email of an admin to create at start if no user has it yet (for containers); needs
@@ -249,8 +185,7 @@ pub struct Config {
     #[arg(
         long,
         env = "LATCHKEY_BOOTSTRAP_ADMIN_EMAIL",
-        requires = "bootstrap_admin_password",
-        global = true
+        requires = "bootstrap_admin_password"
     )]
     pub bootstrap_admin_email: Option<String>,
 
@@ -259,8 +194,7 @@ pub struct Config {
         long,
         env = "LATCHKEY_BOOTSTRAP_ADMIN_PASSWORD",
         hide_env_values = true,
-        requires = "bootstrap_admin_email",
-        global = true
+        requires = "bootstrap_admin_email"
     )]
     pub bootstrap_admin_password: Option<String>,
 
@@ -269,47 +203,45 @@ pub struct Config {
     #[arg(
         long,
         env = "LATCHKEY_PUBLIC_URL",
-        default_value = "http://127.0.0.1:8080",
-        global = true
+        default_value = "http://127.0.0.1:8080"
     )]
     pub public_url: String,
 
     /// Lifetime of a password-reset token, in seconds; at most a week (604800).
-    #[arg(long, env = "LATCHKEY_RESET_TTL", default_value_t = 3600, value_parser = clap::value_parser!(u64).range(1..=7 * 86_400), global = true)]
+    #[arg(long, env = "LATCHKEY_RESET_TTL", default_value_t = 3600, value_parser = clap::value_parser!(u64).range(1..=7 * 86_400))]
     pub reset_ttl: u64,
 
     /// Lifetime of an email-verification token, in seconds; at most 30 days (2592000).
-    #[arg(long, env = "LATCHKEY_VERIFY_TTL", default_value_t = 86_400, value_parser = clap::value_parser!(u64).range(1..=30 * 86_400), global = true)]
+    #[arg(long, env = "LATCHKEY_VERIFY_TTL", default_value_t = 86_400, value_parser = clap::value_parser!(u64).range(1..=30 * 86_400))]
     pub verify_ttl: u64,
 
     /// SMTP server for outgoing mail: `smtps://user:pass@host:465` (TLS),
     /// `smtp://user:pass@host:587?tls=required` (STARTTLS) or `smtp://host:25` (plain, for a
     /// relay on the same host). Unset: mails are written to the log and NOT sent (development).
-    #[arg(long, env = "LATCHKEY_SMTP_URL", hide_env_values = true, global = true)]
+    #[arg(long, env = "LATCHKEY_SMTP_URL", hide_env_values = true)]
     pub smtp_url: Option<String>,
 
     /// Without LATCHKEY_SMTP_URL, write the links of unsent mails to the log even though the
     /// server listens on a non-loopback address. Development only: whoever reads that log can
     /// reset any account's password. On a loopback address the links are always logged.
-    #[arg(long, env = "LATCHKEY_MAIL_LOG_LINKS", default_value_t = false, action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new(), global = true)]
+    #[arg(long, env = "LATCHKEY_MAIL_LOG_LINKS", default_value_t = false, action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new())]
     pub mail_log_links: bool,
 
     /// Sender of outgoing mail, as `Name <address>` or a bare address.
     #[arg(
         long,
         env = "LATCHKEY_MAIL_FROM",
-        default_value = "Latchkey <no-reply@localhost>",
-        global = true
+        default_value = "Latchkey <no-reply@localhost>"
     )]
     pub mail_from: String,
 
     /// Refuse logins (403 email_not_verified, after a correct password) until the user has
     /// verified their email address.
-    #[arg(long, env = "LATCHKEY_REQUIRE_EMAIL_VERIFICATION", default_value_t = false, action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new(), global = true)]
+    #[arg(long, env = "LATCHKEY_REQUIRE_EMAIL_VERIFICATION", default_value_t = false, action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new())]
     pub require_email_verification: bool,
 
     /// HTTP worker threads [default: number of CPUs].
-    #[arg(long, env = "LATCHKEY_WORKERS", value_parser = clap::value_parser!(u16).range(1..), global = true)]
+    #[arg(long, env = "LATCHKEY_WORKERS", value_parser = clap::value_parser!(u16).range(1..))]
     pub workers: Option<u16>,
 }
 

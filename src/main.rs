@@ -1,21 +1,30 @@
 use std::io::{BufRead, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream, ToSocketAddrs};
+use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 use latchkey::accounts::{self, AdminOutcome};
 use latchkey::auth::PasswordHasher;
 use latchkey::domain::{Email, Password, Role};
+use latchkey::telemetry::LogFormat;
 use latchkey::{Application, Config, store, telemetry};
 
 /// Latchkey: an authentication API with bcrypt passwords, HS256 access tokens and rotating
 /// refresh tokens. Every option can also be set through the environment variable shown.
 #[derive(Parser)]
-#[command(name = "latchkey", version, about)]
+#[command(
+    name = "latchkey",
+    version,
+    about,
+    args_conflicts_with_subcommands = true
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
+    /// Without a subcommand, `latchkey` serves: the server settings stay here, so `latchkey
+    /// --help` remains the whole configuration reference.
     #[command(flatten)]
     config: Config,
 }
@@ -23,15 +32,37 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Serve the API (the default).
-    Serve,
+    Serve(Box<Config>),
     /// Apply database migrations, then exit.
-    Migrate,
+    Migrate(DatabaseArgs),
     /// Manage admins.
     #[command(subcommand)]
     Admin(AdminCommand),
-    /// Exit 0 if GET /healthz on the server's address (LATCHKEY_ADDR) answers 200 within 3
-    /// seconds, 1 otherwise: the container's HEALTHCHECK, which has no curl.
-    Healthcheck,
+    /// Exit 0 if GET /healthz on the server's address answers 200 within 3 seconds, 1
+    /// otherwise: the container's HEALTHCHECK, which has no curl.
+    Healthcheck {
+        /// Address the server listens on (its own LATCHKEY_ADDR).
+        #[arg(long, env = "LATCHKEY_ADDR", default_value = "127.0.0.1:8080")]
+        addr: String,
+    },
+}
+
+/// What the database commands read: only these, so their help is not buried under the server's
+/// settings.
+#[derive(Args)]
+struct DatabaseArgs {
+    /// Database URL: `sqlite://FILE` (created if missing) or `postgres://…`.
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "sqlite://latchkey.db",
+        hide_env_values = true
+    )]
+    database_url: String,
+
+    /// Log lines as human-readable text or as JSON objects.
+    #[arg(long, env = "LATCHKEY_LOG_FORMAT", value_enum, default_value = "text")]
+    log_format: LogFormat,
 }
 
 #[derive(Subcommand)]
@@ -40,18 +71,27 @@ enum AdminCommand {
     /// set-role for a known account). The password is asked for at a prompt, or read from
     /// standard input with --password-stdin; never from an argument.
     Create {
+        /// Email address of the new admin.
         #[arg(long)]
         email: String,
         /// Read the password from the first line of standard input.
         #[arg(long)]
         password_stdin: bool,
+        /// bcrypt cost factor for the password hash (4–31).
+        #[arg(long, env = "LATCHKEY_BCRYPT_COST", default_value_t = 12, value_parser = clap::value_parser!(u32).range(4..=31))]
+        bcrypt_cost: u32,
+        #[command(flatten)]
+        database: DatabaseArgs,
     },
     /// Change the role of an existing user (demoting revokes their sessions).
     SetRole {
+        /// Email address of the user.
         #[arg(long)]
         email: String,
         #[arg(long, value_enum)]
         role: RoleArg,
+        #[command(flatten)]
+        database: DatabaseArgs,
     },
 }
 
@@ -71,43 +111,160 @@ impl From<RoleArg> for Role {
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
-    telemetry::init_logging(cli.config.log_format);
-    match cli.command.unwrap_or(Command::Serve) {
-        Command::Serve => {
-            let app = Application::build(cli.config.clone()).await?;
-            tracing::info!(addr = %cli.config.addr, port = app.port(), "latchkey is listening");
-            app.run_until_stopped().await?;
+async fn main() -> ExitCode {
+    let cli = Cli::try_parse().unwrap_or_else(|err| exit_on_usage_error(err));
+    // A failure is one line naming what to fix: returning the error from `main` would print
+    // its Debug form, a "Caused by" list and, with RUST_BACKTRACE set, a stack trace.
+    match run(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            let message = format!("{err:#}").replace('\n', " ");
+            eprintln!("latchkey: error: {message}");
+            ExitCode::FAILURE
         }
-        Command::Migrate => {
-            store::connect(&cli.config.database_url).await?;
-            tracing::info!("migrations are up to date");
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        None => serve(cli.config).await,
+        Some(Command::Serve(config)) => serve(*config).await,
+        Some(Command::Migrate(database)) => {
+            telemetry::init_logging(database.log_format);
+            let store = store::open(&database.database_url).await?;
+            let applied = store
+                .migrate()
+                .await
+                .context("could not migrate the database")?;
+            match applied {
+                0 => println!("the database is up to date"),
+                1 => println!("applied 1 migration"),
+                n => println!("applied {n} migrations"),
+            }
+            store.close().await;
+            Ok(())
         }
-        Command::Admin(command) => admin(&cli.config, command).await?,
-        Command::Healthcheck => {
+        Some(Command::Admin(command)) => admin(command).await,
+        Some(Command::Healthcheck { addr }) => {
             // Docker reads only the exit status (1 is "unhealthy"); the line is for `docker
             // inspect` and a person running the command by hand.
-            if let Err(why) = healthcheck(&cli.config.addr) {
+            if let Err(why) = healthcheck(&addr) {
                 eprintln!("latchkey: unhealthy: {why}");
                 std::process::exit(1);
             }
+            Ok(())
         }
     }
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    telemetry::init_logging(config.log_format);
+    let app = Application::build(config.clone()).await?;
+    tracing::info!(addr = %config.addr, port = app.port(), "latchkey is listening");
+    app.run_until_stopped().await?;
     Ok(())
 }
 
-async fn admin(config: &Config, command: AdminCommand) -> anyhow::Result<()> {
-    let store = store::connect(&config.database_url).await?;
+/// Clap names only the flag of a bad value, though in a container it came from an environment
+/// variable the operator has to find: such errors name the variable, say what it holds, and stay
+/// one line. Everything else (help, version, unknown flags) is clap's own output.
+fn exit_on_usage_error(err: clap::Error) -> ! {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    if !matches!(
+        err.kind(),
+        ErrorKind::InvalidValue | ErrorKind::ValueValidation
+    ) {
+        err.exit()
+    }
+    let (Some(ContextValue::String(arg)), Some(ContextValue::String(value))) = (
+        err.get(ContextKind::InvalidArg),
+        err.get(ContextKind::InvalidValue),
+    ) else {
+        err.exit()
+    };
+    let long = arg
+        .trim_start_matches('-')
+        .split([' ', '='])
+        .next()
+        .unwrap_or_default();
+    let Some(spec) = find_arg(&Cli::command(), long) else {
+        err.exit()
+    };
+    let why = match std::error::Error::source(&err) {
+        Some(source) => source.to_string(),
+        None => match err.get(ContextKind::ValidValue) {
+            Some(ContextValue::Strings(valid)) => format!("expected one of {}", valid.join(", ")),
+            _ => "not a valid value".to_owned(),
+        },
+    };
+    let shown = if spec.is_hide_env_values_set() {
+        String::new()
+    } else {
+        format!(" {value:?}")
+    };
+    let name = match spec.get_env().and_then(|env| env.to_str()) {
+        // The value came from the environment unless the same text was also given as a flag.
+        Some(env) if std::env::var(env).is_ok_and(|set| set == *value) => {
+            format!("{env} (--{long})")
+        }
+        Some(env) => format!("--{long} (or {env})"),
+        None => format!("--{long}"),
+    };
+    let what = spec
+        .get_help()
+        .map(|help| {
+            let help = help
+                .to_string()
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ");
+            // The first clause says what the setting holds and in which unit; the rest is why.
+            let first = help.split(". ").next().unwrap_or_default();
+            let first = first.split(": ").next().unwrap_or_default();
+            format!(
+                " (expected: {})",
+                lowercase_first(first.trim_end_matches('.'))
+            )
+        })
+        .unwrap_or_default();
+    eprintln!("latchkey: error: invalid value{shown} for {name}: {why}{what}");
+    std::process::exit(2)
+}
+
+/// The argument with this long name, in the command or any of its subcommands.
+fn find_arg(command: &clap::Command, long: &str) -> Option<clap::Arg> {
+    command
+        .get_arguments()
+        .find(|arg| arg.get_long() == Some(long))
+        .cloned()
+        .or_else(|| {
+            command
+                .get_subcommands()
+                .find_map(|sub| find_arg(sub, long))
+        })
+}
+
+fn lowercase_first(text: &str) -> String {
+    let mut chars = text.chars();
+    chars.next().map_or_else(String::new, |first| {
+        first.to_lowercase().chain(chars).collect()
+    })
+}
+
+async fn admin(command: AdminCommand) -> anyhow::Result<()> {
     match command {
         AdminCommand::Create {
             email,
             password_stdin,
+            bcrypt_cost,
+            database,
         } => {
+            telemetry::init_logging(database.log_format);
             let email = Email::parse(&email).map_err(|why| anyhow::anyhow!("--email {why}"))?;
+            let store = store::connect(&database.database_url).await?;
             let password = Password::parse(read_password(password_stdin)?)
                 .map_err(|why| anyhow::anyhow!("the password {why}"))?;
-            let hasher = PasswordHasher::new(config.bcrypt_cost, 1).await?;
+            let hasher = PasswordHasher::new(bcrypt_cost, 1).await?;
             let outcome =
                 accounts::ensure_admin(store.as_ref(), &hasher, &email, &password).await?;
             println!(
@@ -119,8 +276,14 @@ async fn admin(config: &Config, command: AdminCommand) -> anyhow::Result<()> {
                 }
             );
         }
-        AdminCommand::SetRole { email, role } => {
+        AdminCommand::SetRole {
+            email,
+            role,
+            database,
+        } => {
+            telemetry::init_logging(database.log_format);
             let email = Email::parse(&email).map_err(|why| anyhow::anyhow!("--email {why}"))?;
+            let store = store::connect(&database.database_url).await?;
             let user = accounts::set_role(store.as_ref(), &email, role.into()).await?;
             println!("{} is now {}", user.email, user.role.as_str());
         }

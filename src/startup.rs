@@ -86,9 +86,8 @@ impl Application {
     /// starts serving when [`Application::run_until_stopped`] is awaited.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         warn_about_unsafe_settings(&config);
-        let store = store::connect(&config.database_url)
-            .await
-            .context("could not open the database")?;
+        check_cors_origins(&config.cors_origins)?;
+        let store = store::connect(&config.database_url).await?;
         let keys = signing_keys(&config, store.as_ref()).await?;
         let hasher = PasswordHasher::new(config.bcrypt_cost, config.hash_threads()).await?;
         let tokens = AccessTokens::new(&keys, &config.issuer, config.access_ttl());
@@ -261,6 +260,33 @@ fn metrics_server(addr: &str, state: web::Data<AppState>) -> anyhow::Result<Serv
     .disable_signals()
     .listen(listener)?
     .run())
+}
+
+/// Browsers send `Origin: scheme://host[:port]` and the allow-list matches it exactly, so an entry
+/// without a scheme or with a path (even a trailing `/`) would silently never match: refused at
+/// start instead.
+fn check_cors_origins(origins: &[String]) -> anyhow::Result<()> {
+    for origin in origins.iter().map(|origin| origin.trim()) {
+        let bad = |why: &str| {
+            anyhow::anyhow!(
+                "LATCHKEY_CORS_ORIGINS entry {origin:?} {why}: write an origin like \
+                 https://app.example.com"
+            )
+        };
+        let Some((scheme, authority)) = origin.split_once("://") else {
+            return Err(bad("has no scheme"));
+        };
+        if scheme != "http" && scheme != "https" {
+            return Err(bad("is not http:// or https://"));
+        }
+        if authority.is_empty() {
+            return Err(bad("has no host"));
+        }
+        if authority.contains(['/', '?', '#']) {
+            return Err(bad("has a path (an origin ends after the host and port)"));
+        }
+    }
+    Ok(())
 }
 
 /// Cross-origin access for the configured browser origins only: exact origins, preflights

@@ -8,6 +8,7 @@ mod sqlite;
 
 use std::sync::Arc;
 
+use anyhow::Context;
 use async_trait::async_trait;
 use chrono::{DateTime, SubsecRound, Utc};
 use uuid::Uuid;
@@ -258,8 +259,8 @@ pub struct SessionInfo {
 pub trait Store: Send + Sync + 'static {
     fn backend(&self) -> Backend;
 
-    /// Applies the embedded migrations of this backend.
-    async fn migrate(&self) -> Result<(), StoreError>;
+    /// Applies the embedded migrations of this backend; returns how many were not applied yet.
+    async fn migrate(&self) -> Result<usize, StoreError>;
 
     async fn ping(&self) -> Result<(), StoreError>;
 
@@ -437,17 +438,40 @@ pub trait Store: Send + Sync + 'static {
     ) -> tokio::task::JoinHandle<()>;
 }
 
-/// Opens the database named by `url` (`sqlite:` or `postgres:`) and applies its migrations.
-pub async fn connect(url: &str) -> anyhow::Result<Arc<dyn Store>> {
-    let store: Arc<dyn Store> = if url.starts_with("sqlite:") {
-        Arc::new(SqliteStore::connect(url).await?)
+/// Opens the database named by `url` (`sqlite:` or `postgres:`) without touching its schema.
+/// Errors name the file or server and what went wrong, in one line, and never the password.
+pub async fn open(url: &str) -> anyhow::Result<Arc<dyn Store>> {
+    if url.starts_with("sqlite:") {
+        Ok(Arc::new(SqliteStore::connect(url).await?))
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        Arc::new(PostgresStore::connect(url).await?)
+        Ok(Arc::new(PostgresStore::connect(url).await?))
     } else {
-        anyhow::bail!("DATABASE_URL must start with sqlite:// or postgres://");
-    };
-    store.migrate().await?;
+        anyhow::bail!("DATABASE_URL must start with sqlite:// or postgres://")
+    }
+}
+
+/// Opens the database named by `url` and applies its migrations.
+pub async fn connect(url: &str) -> anyhow::Result<Arc<dyn Store>> {
+    let store = open(url).await?;
+    let applied = store
+        .migrate()
+        .await
+        .context("could not migrate the database")?;
+    if applied > 0 {
+        tracing::info!("applied {applied} database migrations");
+    }
     Ok(store)
+}
+
+/// An I/O error as an operator reads it: what is wrong, without "(os error 2)".
+pub(crate) fn describe_io(err: &std::io::Error) -> String {
+    match err.kind() {
+        std::io::ErrorKind::NotFound => "no such file or directory".to_owned(),
+        std::io::ErrorKind::PermissionDenied => "permission denied".to_owned(),
+        std::io::ErrorKind::ConnectionRefused => "connection refused".to_owned(),
+        std::io::ErrorKind::TimedOut => "timed out".to_owned(),
+        _ => err.to_string(),
+    }
 }
 
 /// The current time at the precision both databases keep (microseconds), so a value read back

@@ -1,10 +1,15 @@
+use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::postgres::{PgListener, PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions};
+use sqlx::{ConnectOptions, Connection};
 
 use super::queries::{WriteTx, impl_store};
 use crate::auth::RevocationList;
+
+/// How long a connection to the server may take before the server counts as unreachable.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// Channel on which instances announce revoked session ids to each other.
 const REVOCATION_CHANNEL: &str = "latchkey_revocations";
@@ -16,13 +21,36 @@ pub struct PostgresStore {
 }
 
 impl PostgresStore {
-    pub async fn connect(url: &str) -> Result<Self, sqlx::Error> {
+    /// Connects once on its own before opening the pool: the pool retries a failed connection
+    /// until its acquire timeout and then reports only "pool timed out", while an operator needs
+    /// to know whether the server refused, did not answer, or rejected the login.
+    pub async fn connect(url: &str) -> anyhow::Result<Self> {
+        // sqlx's URL errors never repeat the URL, so the password stays out of the message.
+        let options = PgConnectOptions::from_str(url)
+            .map_err(|err| anyhow::anyhow!("DATABASE_URL is not a PostgreSQL URL: {err}"))?;
+        let server = format!("{}:{}", options.get_host(), options.get_port());
+        let failed =
+            |why: String| anyhow::anyhow!("cannot connect to PostgreSQL at {server}: {why}");
+        match tokio::time::timeout(CONNECT_TIMEOUT, options.connect()).await {
+            Err(_) => {
+                return Err(failed(format!(
+                    "timed out after {} s",
+                    CONNECT_TIMEOUT.as_secs()
+                )));
+            }
+            Ok(Err(sqlx::Error::Io(err))) => return Err(failed(super::describe_io(&err))),
+            Ok(Err(err)) => return Err(failed(err.to_string())),
+            Ok(Ok(probe)) => {
+                let _ = probe.close().await;
+            }
+        }
         let pool = PgPoolOptions::new()
             .max_connections(16)
             // A bounded wait: when the database is down, requests fail fast with a 503.
-            .acquire_timeout(Duration::from_secs(3))
-            .connect(url)
-            .await?;
+            .acquire_timeout(CONNECT_TIMEOUT)
+            .connect_with(options)
+            .await
+            .map_err(|err| failed(err.to_string()))?;
         Ok(Self { pool })
     }
 

@@ -179,9 +179,18 @@ macro_rules! impl_store {
                 $backend
             }
 
-            async fn migrate(&self) -> Result<(), StoreError> {
+            async fn migrate(&self) -> Result<usize, StoreError> {
+                use sqlx::migrate::Migrate;
+                // Counted as the applied rows before and after, so the operator learns whether
+                // this run changed the schema; the migrator itself does not say.
+                let applied = || async {
+                    let mut conn = self.pool.acquire().await?;
+                    conn.ensure_migrations_table().await?;
+                    Ok::<_, StoreError>(conn.list_applied_migrations().await?.len())
+                };
+                let before = applied().await?;
                 $migrator.run(&self.pool).await?;
-                Ok(())
+                Ok(applied().await?.saturating_sub(before))
             }
 
             async fn ping(&self) -> Result<(), StoreError> {

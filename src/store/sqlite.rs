@@ -22,15 +22,27 @@ pub struct SqliteStore {
 }
 
 impl SqliteStore {
-    pub async fn connect(url: &str) -> Result<Self, sqlx::Error> {
-        let options = SqliteConnectOptions::from_str(url)?
+    pub async fn connect(url: &str) -> anyhow::Result<Self> {
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(|err| anyhow::anyhow!("DATABASE_URL is not a SQLite URL: {err}"))?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             // NORMAL is durable across application crashes in WAL mode and much faster than FULL.
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(WRITE_TURN_TIMEOUT)
             .foreign_keys(true);
-        create_private(options.get_filename())?;
+        let path = options.get_filename().to_owned();
+        create_private(&path).map_err(|err| {
+            anyhow::anyhow!(
+                "cannot create the SQLite database {}: {}",
+                path.display(),
+                match (err.kind(), path.parent()) {
+                    (std::io::ErrorKind::NotFound, Some(dir)) =>
+                        format!("the directory {} does not exist", dir.display()),
+                    _ => super::describe_io(&err),
+                }
+            )
+        })?;
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
             // The database is a file opened in this process: a connection cannot be dropped by a
@@ -38,7 +50,14 @@ impl SqliteStore {
             .test_before_acquire(false)
             .acquire_timeout(Duration::from_secs(3))
             .connect_with(options)
-            .await?;
+            .await
+            .map_err(|err| {
+                let why = match &err {
+                    sqlx::Error::Io(io) => super::describe_io(io),
+                    _ => err.to_string(),
+                };
+                anyhow::anyhow!("cannot open the SQLite database {}: {why}", path.display())
+            })?;
         Ok(Self {
             pool,
             writer: Arc::default(),
@@ -68,7 +87,7 @@ impl SqliteStore {
 /// holds password hashes and, in a zero-configuration deployment, the signing secret, from which
 /// any local user could forge an admin token. SQLite gives the `-wal` and `-shm` files it creates
 /// beside it the same permissions. An existing file keeps the permissions its owner gave it.
-fn create_private(path: &Path) -> Result<(), sqlx::Error> {
+fn create_private(path: &Path) -> std::io::Result<()> {
     // sqlx names an in-memory database like a file; there is nothing on disk to protect.
     if path.to_string_lossy().starts_with("file:sqlx-in-memory") {
         return Ok(());
@@ -81,7 +100,7 @@ fn create_private(path: &Path) -> Result<(), sqlx::Error> {
     match created {
         Ok(_) => Ok(()),
         Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
-        Err(err) => Err(sqlx::Error::Io(err)),
+        Err(err) => Err(err),
     }
 }
 

@@ -341,6 +341,54 @@ async fn migrate_creates_the_schema_on_a_fresh_database_and_exits() {
     .await
     .unwrap();
     assert_eq!(tables, 4);
+
+    let args = vec!["migrate".to_owned()];
+    let (ok, again) = tokio::task::spawn_blocking(move || run_cli(&database_url, &args, ""))
+        .await
+        .unwrap();
+    assert!(ok, "{again}");
+    assert!(
+        output
+            .lines()
+            .any(|line| line.starts_with("applied ") && line.ends_with(" migrations")),
+        "{output}"
+    );
+    assert!(again.contains("the database is up to date"), "{again}");
+    assert!(!again.contains("applied"), "{again}");
+}
+
+/// Runs `latchkey ARGS --help` and returns what it printed.
+fn help(args: &[&str]) -> String {
+    let output = Command::new(env!("CARGO_BIN_EXE_latchkey"))
+        .args(args)
+        .arg("--help")
+        .env_clear()
+        .output()
+        .expect("could not run latchkey");
+    assert!(output.status.success());
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// Every server setting used to be a global flag, so `admin create --help` listed some 85 lines
+/// of settings it never reads.
+#[test]
+fn subcommand_help_lists_only_what_the_subcommand_reads() {
+    for args in [
+        &["admin", "create"][..],
+        &["admin", "set-role"],
+        &["migrate"],
+    ] {
+        let text = help(args);
+        assert!(text.lines().count() < 25, "{args:?}: {text}");
+        assert!(text.contains("DATABASE_URL"), "{args:?}: {text}");
+        assert!(!text.contains("LATCHKEY_SMTP_URL"), "{args:?}: {text}");
+    }
+    assert!(help(&["admin", "create"]).contains("LATCHKEY_BCRYPT_COST"));
+    for args in [&[][..], &["serve"]] {
+        let text = help(args);
+        assert!(text.contains("LATCHKEY_SMTP_URL"), "{args:?}: {text}");
+        assert!(text.contains("LATCHKEY_ACCESS_TTL"), "{args:?}: {text}");
+    }
 }
 
 /// `latchkey healthcheck` with LATCHKEY_ADDR alone in its environment, waited for off the

@@ -1,4 +1,4 @@
-use std::sync::Once;
+use std::sync::{Arc, Once};
 
 use actix_web::dev::ServerHandle;
 use latchkey::{Application, Config};
@@ -17,6 +17,43 @@ pub struct TestApp {
     pub db: AnyPool,
     pub config: Config,
     handle: ServerHandle,
+    /// Shared by every instance on the database; the last one to go drops it.
+    database: Arc<TestDatabase>,
+}
+
+/// A PostgreSQL database made for one test, dropped when the test is done with it: a run used to
+/// leave over a hundred behind on the server. SQLite files stay under the target directory.
+struct TestDatabase {
+    /// The server URL and the database name, on PostgreSQL.
+    postgres: Option<(String, String)>,
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        let Some((server, name)) = self.postgres.take() else {
+            return;
+        };
+        // Drop runs on the test's runtime, which cannot block on a future: the statement runs on
+        // a thread of its own. FORCE ends the connections the stopped server may still hold.
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("could not build a runtime to drop the test database");
+            runtime.block_on(async {
+                let admin = AnyPool::connect(&server).await?;
+                sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                    .execute(&admin)
+                    .await?;
+                admin.close().await;
+                Ok::<_, sqlx::Error>(())
+            })
+        })
+        .join();
+        if let Ok(Err(err)) = dropped {
+            eprintln!("could not drop a test database: {err}");
+        }
+    }
 }
 
 /// The application on a fresh database with the default test configuration.
@@ -26,7 +63,7 @@ pub async fn spawn_app() -> TestApp {
 
 /// The application on a fresh database, with `customise` applied to the test configuration.
 pub async fn spawn_app_with(customise: impl FnOnce(&mut Config)) -> TestApp {
-    let database_url = fresh_database().await;
+    let (database_url, database) = fresh_database().await;
     let mut config = Config {
         addr: "127.0.0.1:0".into(),
         // SQLite runs without a configured secret, exercising the generated one; PostgreSQL
@@ -75,7 +112,7 @@ pub async fn spawn_app_with(customise: impl FnOnce(&mut Config)) -> TestApp {
         workers: Some(1),
     };
     customise(&mut config);
-    start(config).await
+    start(config, Arc::new(database)).await
 }
 
 pub const ADMIN_EMAIL: &str = "root@example.com";
@@ -98,7 +135,7 @@ pub fn is_postgres() -> bool {
     std::env::var("TEST_DATABASE_URL").is_ok_and(|url| !url.is_empty())
 }
 
-async fn start(config: Config) -> TestApp {
+async fn start(config: Config, database: Arc<TestDatabase>) -> TestApp {
     let app = Application::build(config.clone())
         .await
         .expect("the application failed to start");
@@ -115,6 +152,7 @@ async fn start(config: Config) -> TestApp {
         db,
         config,
         handle,
+        database,
     }
 }
 
@@ -125,7 +163,7 @@ pub fn install_drivers() {
 
 /// A new, empty database: a SQLite file under the target directory, or a new PostgreSQL
 /// database on the server `TEST_DATABASE_URL` points at.
-async fn fresh_database() -> String {
+async fn fresh_database() -> (String, TestDatabase) {
     let name = format!("latchkey_test_{}", Uuid::new_v4().simple());
     match std::env::var("TEST_DATABASE_URL") {
         Ok(server) if !server.is_empty() => {
@@ -140,11 +178,19 @@ async fn fresh_database() -> String {
             admin.close().await;
             let mut url = url::Url::parse(&server).expect("TEST_DATABASE_URL is not a URL");
             url.set_path(&name);
-            url.to_string()
+            (
+                url.to_string(),
+                TestDatabase {
+                    postgres: Some((server, name)),
+                },
+            )
         }
-        _ => format!(
-            "sqlite://{}/{name}.db",
-            env!("CARGO_TARGET_TMPDIR").trim_end_matches('/')
+        _ => (
+            format!(
+                "sqlite://{}/{name}.db",
+                env!("CARGO_TARGET_TMPDIR").trim_end_matches('/')
+            ),
+            TestDatabase { postgres: None },
         ),
     }
 }
@@ -156,7 +202,7 @@ impl TestApp {
 
     /// A second instance on the same database and configuration, as behind a load balancer.
     pub async fn another_instance(&self) -> TestApp {
-        start(self.config.clone()).await
+        start(self.config.clone(), self.database.clone()).await
     }
 
     /// Stops this instance and starts a new one on the same database and configuration.
@@ -171,7 +217,7 @@ impl TestApp {
         self.db.close().await;
         let mut config = self.config;
         change(&mut config);
-        start(config).await
+        start(config, self.database).await
     }
 
     pub async fn post_json(&self, path: &str, body: &Value) -> Response {

@@ -32,6 +32,7 @@ mod sessions;
 mod settings;
 mod signup;
 mod smtp_sink;
+mod startup_errors;
 mod timing;
 mod tokens;
 mod verify;
