@@ -14,6 +14,7 @@ CONTRACT_ADMIN_PASSWORD, CONTRACT_BIN, DATABASE_URL.
 import atexit
 import base64
 import collections
+import unicodedata
 import os
 import sys
 import re
@@ -98,7 +99,8 @@ class AdminBearer:
 # 1. Passwords are at most 72 *bytes* of UTF-8 (bcrypt's limit; longer ones are refused, never
 # truncated), but JSON Schema's `maxLength: 72` counts characters. A generated password of at most
 # 72 characters but more than 72 bytes is schema-valid and rightly refused with 422, so it is not
-# generated. Passwords over 72 characters are over 72 bytes too and stay in the negative cases.
+# generated. Passwords over 72 characters are over 72 bytes too and stay in the negative cases,
+# as do those under 8 characters, which the server refuses as sent whatever they normalize to.
 PASSWORD_MEMBERS = {
     "POST /v1/auth/signup": "password",
     "PUT /v1/me/password": "new_password",
@@ -112,9 +114,17 @@ def filter_body(context, body):
     if member is None or not isinstance(body, dict):
         return True
     password = body.get(member)
-    if not isinstance(password, str) or len(password) > 72:
+    if not isinstance(password, str) or not 8 <= len(password) <= 72:
         return True
-    return len(password.encode("utf-8", "surrogatepass")) <= 72
+    # The server also checks the NFKC form, which is what it hashes (README: passwords): a
+    # schema-valid password that normalizes to fewer than 8 characters or more than 72 bytes is
+    # rightly refused, so it is not generated either.
+    normal = unicodedata.normalize("NFKC", password)
+    return (
+        len(password.encode("utf-8", "surrogatepass")) <= 72
+        and len(normal) >= 8
+        and len(normal.encode("utf-8", "surrogatepass")) <= 72
+    )
 
 
 # 2. `GET /v1/users?cursor=` takes only a cursor this server issued (a `next_cursor`); any other

@@ -254,12 +254,10 @@ mod tests {
     #[tokio::test]
     async fn the_72_byte_limit_applies_to_each_form_tried() {
         let hasher = hasher().await;
-        // 108 bytes as typed, 72 normalized: the normalized form is within the limit.
+        // 108 bytes as typed, 72 normalized: the normalized form is within the limit (a hash of
+        // it from before new passwords had to fit as typed too).
         let typed = "e\u{301}".repeat(36);
-        let hash = hasher
-            .hash(&Password::parse(typed.clone()).unwrap())
-            .await
-            .unwrap();
+        let hash = bcrypt::hash(Password::normalize(&typed), 4).unwrap();
         assert!(hasher.verify(&typed, Some(&hash)).await.unwrap().matches());
         // A legacy hash of the first 72 bytes as typed does not match the longer typed form.
         let legacy = bcrypt::hash(&typed.as_bytes()[..72], 4).unwrap();

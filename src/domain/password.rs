@@ -3,7 +3,8 @@ use std::fmt;
 use unicode_normalization::UnicodeNormalization;
 
 /// A new password that bcrypt can hash without loss: at least 8 characters and at most 72 bytes,
-/// both counted on its NFKC normal form, which is what is hashed.
+/// both as sent and in its NFKC normal form, which is what is hashed. Both, because the contract's
+/// `minLength`/`maxLength` describe what clients send, while bcrypt sees the normal form.
 ///
 /// bcrypt silently ignores everything after the 72nd byte, so a longer password is refused rather
 /// than truncated: otherwise two different passwords would log into the same account.
@@ -21,10 +22,16 @@ impl Password {
 
     pub fn parse(raw: String) -> Result<Self, &'static str> {
         let password = Self::normalize(&raw);
-        if password.chars().count() < Self::MIN_CHARS {
+        if [&raw, &password]
+            .iter()
+            .any(|form| form.chars().count() < Self::MIN_CHARS)
+        {
             return Err("must be at least 8 characters");
         }
-        if password.len() > Self::MAX_BYTES {
+        if [&raw, &password]
+            .iter()
+            .any(|form| form.len() > Self::MAX_BYTES)
+        {
             return Err("must be at most 72 bytes (UTF-8); longer passwords are not truncated");
         }
         Ok(Self(password))
@@ -87,18 +94,22 @@ mod tests {
     }
 
     #[test]
-    fn the_limits_apply_to_the_normalized_form() {
-        // 36 times e + U+0301 is 108 bytes as sent, 72 bytes (36 × é) normalized.
+    fn the_limits_apply_as_sent_and_normalized() {
+        // 24 times e + U+0301 is 72 bytes as sent, 48 (24 × é) normalized.
         assert_eq!(
-            Password::parse("e\u{301}".repeat(36))
+            Password::parse("e\u{301}".repeat(24))
                 .unwrap()
                 .expose()
                 .len(),
-            72
+            48
         );
-        assert!(Password::parse("e\u{301}".repeat(37)).is_err());
-        // U+FB03 (the "ffi" ligature) is one character that normalizes to three.
-        assert!(Password::parse("\u{fb03}\u{fb03}ab".into()).is_ok());
+        // 36 of them are 72 bytes normalized but 108 as sent.
+        assert!(Password::parse("e\u{301}".repeat(36)).is_err());
+        // Four are 8 characters as sent, 4 normalized.
+        assert!(Password::parse("e\u{301}".repeat(4)).is_err());
+        // U+00B8 (cedilla) normalizes to a space and a combining cedilla: 7 characters as sent
+        // are 8 normalized, still too short.
+        assert!(Password::parse("abcdef\u{b8}".into()).is_err());
         // U+FDFA is 3 bytes that normalize to 33: five of them are over the limit.
         assert!(Password::parse("\u{fdfa}".repeat(5)).is_err());
     }
