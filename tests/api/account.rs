@@ -202,15 +202,9 @@ async fn deleting_my_account_needs_my_password_and_removes_everything() {
 async fn a_raised_bcrypt_cost_upgrades_the_hash_at_the_next_login() {
     let app = spawn_app().await;
     app.signed_up("ada@example.com").await;
-    let config = app.config.clone();
-    drop(app);
 
     // The same database, restarted with a higher cost.
-    let app = spawn_app_with(|c| {
-        *c = config.clone();
-        c.bcrypt_cost = 5;
-    })
-    .await;
+    let app = app.restart_with(|c| c.bcrypt_cost = 5).await;
     let hash = |app: &TestApp| {
         let db = app.db.clone();
         async move {
