@@ -20,6 +20,16 @@ async fn latchkey(app: &TestApp, args: &[&str], stdin: &str) -> (bool, String) {
         .unwrap()
 }
 
+/// `latchkey admin create --email EMAIL --password-stdin`, with `stdin` as its input.
+async fn admin_create(app: &TestApp, email: &str, stdin: &str) -> (bool, String) {
+    latchkey(
+        app,
+        &["admin", "create", "--email", email, "--password-stdin"],
+        stdin,
+    )
+    .await
+}
+
 fn run_cli(database_url: &str, args: &[String], stdin: &str) -> (bool, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_latchkey"))
         .args(args)
@@ -50,18 +60,7 @@ fn run_cli(database_url: &str, args: &[String], stdin: &str) -> (bool, String) {
 async fn admin_create_makes_a_working_admin_from_stdin() {
     let app = spawn_app().await;
 
-    let (ok, output) = latchkey(
-        &app,
-        &[
-            "admin",
-            "create",
-            "--email",
-            "Root@Example.com",
-            "--password-stdin",
-        ],
-        &format!("{PASSWORD}\n"),
-    )
-    .await;
+    let (ok, output) = admin_create(&app, "Root@Example.com", &format!("{PASSWORD}\n")).await;
 
     assert!(ok, "{output}");
     assert!(
@@ -101,18 +100,7 @@ async fn admin_create_never_promotes_an_existing_account() {
         .await;
     assert_eq!(response.status(), StatusCode::CREATED);
 
-    let (ok, output) = latchkey(
-        &app,
-        &[
-            "admin",
-            "create",
-            "--email",
-            "ops@example.com",
-            "--password-stdin",
-        ],
-        &format!("{PASSWORD}\n"),
-    )
-    .await;
+    let (ok, output) = admin_create(&app, "ops@example.com", &format!("{PASSWORD}\n")).await;
 
     assert!(
         !ok,
@@ -175,18 +163,7 @@ async fn set_role_promotes_a_known_account_and_demotes_it() {
     let app = spawn_app().await;
     app.signed_up("ada@example.com").await;
     // Another admin, so that demoting ada does not meet the last-admin rule.
-    let (ok, output) = latchkey(
-        &app,
-        &[
-            "admin",
-            "create",
-            "--email",
-            "root@example.com",
-            "--password-stdin",
-        ],
-        &format!("{PASSWORD}\n"),
-    )
-    .await;
+    let (ok, output) = admin_create(&app, "root@example.com", &format!("{PASSWORD}\n")).await;
     assert!(ok, "{output}");
     let (ok, output) = latchkey(
         &app,
@@ -239,32 +216,10 @@ async fn set_role_promotes_a_known_account_and_demotes_it() {
 #[tokio::test]
 async fn the_cli_refuses_bad_input_and_the_last_admin_demotion() {
     let app = spawn_app().await;
-    let (ok, output) = latchkey(
-        &app,
-        &[
-            "admin",
-            "create",
-            "--email",
-            "root@example.com",
-            "--password-stdin",
-        ],
-        "short\n",
-    )
-    .await;
+    let (ok, output) = admin_create(&app, "root@example.com", "short\n").await;
     assert!(!ok, "{output}");
     assert_eq!(app.count("SELECT COUNT(*) FROM users").await, 0);
-    let (ok, output) = latchkey(
-        &app,
-        &[
-            "admin",
-            "create",
-            "--email",
-            "root@example.com",
-            "--password-stdin",
-        ],
-        &format!("{PASSWORD}\n"),
-    )
-    .await;
+    let (ok, output) = admin_create(&app, "root@example.com", &format!("{PASSWORD}\n")).await;
     assert!(ok, "{output}");
     let (ok, output) = latchkey(
         &app,
