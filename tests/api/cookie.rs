@@ -387,3 +387,26 @@ async fn a_cookie_of_a_revoked_session_cannot_log_other_sessions_out() {
     let response = logout_with_cookie(&app, "others", &live).await;
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
 }
+
+/// A cookie rotated by a refresh a moment ago (within the reuse interval) is a race, not theft:
+/// it names nothing (401 `invalid_refresh_token`) and revokes nothing.
+#[tokio::test]
+async fn a_just_rotated_cookie_names_no_session_and_revokes_nothing() {
+    let app = cookie_app().await;
+    app.signed_up("ada@example.com").await;
+    let raced = cookie_login(&app).await;
+    let other_device = cookie_login(&app).await;
+    let response = refresh_with_cookie(&app, &raced).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let fresh = cookie_value(&set_cookie(&response));
+
+    let response = logout_with_cookie(&app, "others", &raced).await;
+
+    assert_problem(response, StatusCode::UNAUTHORIZED, "invalid_refresh_token").await;
+    for cookie in [&fresh, &other_device] {
+        assert_eq!(
+            refresh_with_cookie(&app, cookie).await.status(),
+            StatusCode::OK
+        );
+    }
+}
