@@ -9,7 +9,6 @@ use actix_web::dev::{Server, ServerHandle};
 use actix_web::http::header;
 use actix_web::middleware::{Condition, DefaultHeaders, ErrorHandlers, from_fn};
 use actix_web::{App, HttpServer, web};
-use anyhow::Context;
 use chrono::{DateTime, TimeDelta, Utc};
 use tokio::task::JoinHandle;
 use uuid::Uuid;
@@ -149,8 +148,13 @@ impl Application {
             (Some(addr), true) => Some(metrics_server(addr, state.clone())?),
             _ => None,
         };
-        let listener = TcpListener::bind(&config.addr)
-            .with_context(|| format!("could not listen on {}", config.addr))?;
+        let listener = TcpListener::bind(&config.addr).map_err(|err| {
+            anyhow::anyhow!(
+                "could not listen on {}: {}",
+                config.addr,
+                crate::store::describe_io(&err)
+            )
+        })?;
         let port = listener.local_addr()?.port();
         let server = HttpServer::new(move || {
             App::new()
@@ -249,8 +253,12 @@ fn warn_about_unsafe_settings(config: &Config) {
 
 /// `GET /metrics` alone, on its own address, so it can stay off the public listener.
 fn metrics_server(addr: &str, state: web::Data<AppState>) -> anyhow::Result<Server> {
-    let listener = TcpListener::bind(addr)
-        .with_context(|| format!("could not listen on {addr} for metrics"))?;
+    let listener = TcpListener::bind(addr).map_err(|err| {
+        anyhow::anyhow!(
+            "could not listen on {addr} for metrics: {}",
+            crate::store::describe_io(&err)
+        )
+    })?;
     Ok(HttpServer::new(move || {
         App::new()
             .app_data(state.clone())

@@ -470,6 +470,8 @@ pub(crate) fn describe_io(err: &std::io::Error) -> String {
         std::io::ErrorKind::PermissionDenied => "permission denied".to_owned(),
         std::io::ErrorKind::ConnectionRefused => "connection refused".to_owned(),
         std::io::ErrorKind::TimedOut => "timed out".to_owned(),
+        std::io::ErrorKind::AddrInUse => "address already in use".to_owned(),
+        std::io::ErrorKind::AddrNotAvailable => "address not available on this machine".to_owned(),
         _ => err.to_string(),
     }
 }

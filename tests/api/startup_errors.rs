@@ -120,7 +120,29 @@ fn an_address_in_use_names_the_address() {
         line.contains(&format!("could not listen on {addr}")),
         "{line}"
     );
-    assert!(line.contains("in use"), "{line}");
+    assert!(line.ends_with("address already in use"), "{line}");
+    assert!(!line.contains("os error"), "{line}");
+}
+
+/// A server that accepts the connection and never answers: the line says it timed out, and when.
+#[test]
+fn a_postgresql_server_that_never_answers_is_reported_as_timed_out() {
+    // Listening but never accepting: the kernel completes the handshake, nothing ever replies.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let url = format!("postgres://latchkey:hunter2secret@127.0.0.1:{port}/latchkey");
+
+    let (code, stderr) = serve(&[("DATABASE_URL", &url)]);
+
+    assert_eq!(code, Some(1), "{stderr}");
+    let line = one_error_line(&stderr);
+    assert!(
+        line.contains(&format!(
+            "cannot connect to PostgreSQL at 127.0.0.1:{port}: timed out after 3 s"
+        )),
+        "{line}"
+    );
+    assert!(!stderr.contains("hunter2secret"), "{stderr}");
 }
 
 #[test]
