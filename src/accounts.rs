@@ -6,6 +6,7 @@ use uuid::Uuid;
 
 use crate::auth::PasswordHasher;
 use crate::domain::{Email, Password, Role};
+use crate::sessions::Sessions;
 use crate::store::{self, NewUser, Store, StoreError, User, UserChanges};
 
 /// What [`ensure_admin`] did.
@@ -91,30 +92,28 @@ pub async fn bootstrap_admin(
 
 /// Sets the role of the user with `email`. Demoting revokes their sessions; the last enabled
 /// admin cannot be demoted.
-pub async fn set_role(store: &dyn Store, email: &Email, role: Role) -> anyhow::Result<User> {
+pub async fn set_role(
+    store: &dyn Store,
+    sessions: &Sessions,
+    email: &Email,
+    role: Role,
+) -> anyhow::Result<User> {
     let user = store
         .credentials_by_email(email)
         .await?
         .with_context(|| format!("no user has the email {email}"))?
         .user;
-    set_role_of(store, user.id, role).await
-}
-
-async fn set_role_of(store: &dyn Store, id: Uuid, role: Role) -> anyhow::Result<User> {
     let changes = UserChanges {
         role: Some(role),
         ..UserChanges::default()
     };
-    let change = store
-        .update_user(id, &changes, store::now())
+    sessions
+        .update_user(user.id, &changes, store::now())
         .await
         .map_err(|err| match err {
-            StoreError::LastAdmin => {
-                anyhow::anyhow!("refusing to demote the last enabled admin")
-            }
+            StoreError::LastAdmin => anyhow::anyhow!("refusing to demote the last enabled admin"),
             other => other.into(),
-        })?;
-    Ok(change.value)
+        })
 }
 
 async fn create_admin(

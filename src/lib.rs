@@ -11,6 +11,7 @@ pub mod extract;
 pub mod mail;
 pub mod metrics;
 pub mod routes;
+pub mod sessions;
 pub mod startup;
 pub mod store;
 pub mod tasks;

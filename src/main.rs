@@ -1,13 +1,17 @@
 use std::io::{BufRead, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream, ToSocketAddrs};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use chrono::TimeDelta;
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 use latchkey::accounts::{self, AdminOutcome};
-use latchkey::auth::PasswordHasher;
+use latchkey::auth::{PasswordHasher, RevocationList};
 use latchkey::domain::{Email, Password, Role};
+use latchkey::metrics::Metrics;
+use latchkey::sessions::Sessions;
 use latchkey::telemetry::LogFormat;
 use latchkey::{Application, Config, store, telemetry};
 
@@ -283,8 +287,16 @@ async fn admin(command: AdminCommand) -> anyhow::Result<()> {
         } => {
             telemetry::init_logging(database.log_format);
             let email = Email::parse(&email).map_err(|why| anyhow::anyhow!("--email {why}"))?;
-            let store = store::connect(&database.database_url).await?;
-            let user = accounts::set_role(store.as_ref(), &email, role.into()).await?;
+            let database = store::connect(&database.database_url).await?;
+            // This process serves no tokens: its revocations reach the servers through the
+            // store's revocation feed, so its own list and counters are never read.
+            let sessions = Sessions::new(
+                database.clone(),
+                Arc::new(RevocationList::new(TimeDelta::zero())),
+                Metrics::new()?,
+            );
+            let user =
+                accounts::set_role(database.as_ref(), &sessions, &email, role.into()).await?;
             println!("{} is now {}", user.email, user.role.as_str());
         }
     }

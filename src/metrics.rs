@@ -10,6 +10,8 @@ use prometheus::{
 
 use crate::store::Store;
 
+/// Cheap to clone: every clone counts into the same registry.
+#[derive(Clone)]
 pub struct Metrics {
     registry: Registry,
     requests: IntCounterVec,

@@ -9,9 +9,8 @@ use actix_web::dev::{Server, ServerHandle};
 use actix_web::http::header;
 use actix_web::middleware::{Condition, DefaultHeaders, ErrorHandlers, from_fn};
 use actix_web::{App, HttpServer, web};
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::TimeDelta;
 use tokio::task::JoinHandle;
-use uuid::Uuid;
 
 use crate::abuse::{Limits, TrustedProxies};
 use crate::accounts::{self, BootstrapOutcome};
@@ -26,6 +25,7 @@ use crate::extract::MAX_BODY_BYTES;
 use crate::mail::EmailFlows;
 use crate::metrics::Metrics;
 use crate::routes;
+use crate::sessions::Sessions;
 use crate::store::{self, Backend, Store};
 use crate::{tasks, telemetry};
 
@@ -34,7 +34,9 @@ const GENERATED_SECRET_KEY: &str = "generated_jwt_secret";
 
 /// What every handler can reach.
 pub struct AppState {
+    /// Reads and writes that end no session; those that may go through `sessions`.
     pub store: Arc<dyn Store>,
+    pub sessions: Sessions,
     pub limits: Arc<Limits>,
     pub trusted_proxies: TrustedProxies,
     pub tokens: AccessTokens,
@@ -49,25 +51,6 @@ pub struct AppState {
     pub max_sessions_per_user: u32,
     pub metrics: Metrics,
     pub email: EmailFlows,
-}
-
-impl AppState {
-    /// Makes revocations the store has made take effect on this instance at once (other
-    /// instances learn of them through the store), and records them in the audit log.
-    pub fn sessions_revoked(&self, user_id: Uuid, session_ids: &[Uuid], at: DateTime<Utc>) {
-        self.revocations
-            .revoke(session_ids.iter().map(|session_id| (*session_id, at)));
-        self.metrics.sessions_revoked(session_ids.len());
-        for session_id in session_ids {
-            tracing::info!(
-                target: "latchkey::audit",
-                event = "session_revoked",
-                %user_id,
-                %session_id,
-                "session revoked"
-            );
-        }
-    }
 }
 
 pub struct Application {
@@ -86,7 +69,8 @@ impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         warn_about_unsafe_settings(&config);
         check_cors_origins(&config.cors_origins)?;
-        let store = store::connect(&config.database_url).await?;
+        let database = store::connect(&config.database_url).await?;
+        let store: Arc<dyn Store> = database.clone();
         let keys = signing_keys(&config, store.as_ref()).await?;
         let hasher = PasswordHasher::new(config.bcrypt_cost, config.hash_threads()).await?;
         let tokens = AccessTokens::new(&keys, &config.issuer, config.access_ttl());
@@ -113,6 +97,7 @@ impl Application {
             mail_worker,
         ];
 
+        let metrics = Metrics::new()?;
         let state = web::Data::new(AppState {
             limits,
             trusted_proxies,
@@ -124,10 +109,11 @@ impl Application {
                 &config.cors_origins,
             ),
             tokens,
-            revocations,
+            revocations: revocations.clone(),
             store: store.clone(),
+            sessions: Sessions::new(database, revocations.clone(), metrics.clone()),
             hasher,
-            metrics: Metrics::new()?,
+            metrics,
             email,
             refresh_ttl: TimeDelta::from_std(config.refresh_ttl())?,
             refresh_reuse_interval: TimeDelta::from_std(config.refresh_reuse_interval())?,

@@ -121,8 +121,8 @@ pub async fn signup(
     }
     let (session, refresh_token, refresh) = new_session(&state, &req, ip, new_user.id)?;
     let user = state
-        .store
-        .create_user(&new_user, &session, &refresh)
+        .sessions
+        .sign_up(&new_user, &session, &refresh)
         .await?;
     tracing::info!(
         target: "latchkey::audit",
@@ -253,11 +253,10 @@ pub async fn login(
     upgrade_hash(&state, &credentials, &body.password, verification).await;
     let user = credentials.user;
     let (session, refresh_token, refresh) = new_session(&state, &req, ip, user.id)?;
-    let evicted = state
-        .store
-        .create_session(&session, &refresh, state.max_sessions_per_user)
+    state
+        .sessions
+        .start(&session, &refresh, state.max_sessions_per_user)
         .await?;
-    state.sessions_revoked(user.id, &evicted, session.created_at);
     state.metrics.login(true);
     tracing::info!(
         target: "latchkey::audit",
@@ -300,8 +299,8 @@ pub async fn refresh(
     // before the address had to be verified cannot outlive the rule.
     let require_verified = state.email.verification_required();
     match state
-        .store
-        .refresh_session(&presented, &next, reuse_since, require_verified)
+        .sessions
+        .rotate(&presented, &next, reuse_since, require_verified)
         .await?
     {
         RefreshOutcome::Rotated(rotation) | RefreshOutcome::Replayed(rotation) => token_response(
@@ -314,26 +313,16 @@ pub async fn refresh(
         RefreshOutcome::Reused {
             user_id,
             session_id,
-            revoked_at,
-        } => Err(refresh_token_reused(
-            &state, user_id, session_id, revoked_at, ip,
-        )),
+            ..
+        } => Err(refresh_token_reused(user_id, session_id, ip)),
         RefreshOutcome::Invalid => Err(ApiError::InvalidRefreshToken),
         RefreshOutcome::Unverified => Err(ApiError::EmailNotVerified),
     }
 }
 
-/// The store revoked a session whose rotated-away refresh token came back: make that take
-/// effect here at once, and tell the operator.
-fn refresh_token_reused(
-    state: &AppState,
-    user_id: Uuid,
-    session_id: Uuid,
-    revoked_at: DateTime<Utc>,
-    ip: IpAddr,
-) -> ApiError {
-    state.sessions_revoked(user_id, &[session_id], revoked_at);
-    state.metrics.refresh_reuse();
+/// The sessions service has revoked a session whose rotated-away refresh token came back: tell
+/// the operator, and the client.
+fn refresh_token_reused(user_id: Uuid, session_id: Uuid, ip: IpAddr) -> ApiError {
     tracing::warn!(
         target: "latchkey::audit",
         event = "refresh_token_reused",
@@ -394,11 +383,7 @@ pub async fn logout(
         let presented = RefreshToken::hash_presented(&cookie);
         let now = store::now();
         let reuse_since = shifted(now, -state.refresh_reuse_interval)?;
-        match state
-            .store
-            .check_refresh_token(&presented, now, reuse_since)
-            .await?
-        {
+        match state.sessions.check(&presented, now, reuse_since).await? {
             TokenCheck::Live {
                 user_id,
                 session_id,
@@ -406,11 +391,9 @@ pub async fn logout(
             TokenCheck::Reused {
                 user_id,
                 session_id,
-                revoked_at,
+                ..
             } => {
-                return Err(refresh_token_reused(
-                    &state, user_id, session_id, revoked_at, ip,
-                ));
+                return Err(refresh_token_reused(user_id, session_id, ip));
             }
             TokenCheck::JustRotated | TokenCheck::Invalid => {
                 return Err(ApiError::InvalidRefreshToken);

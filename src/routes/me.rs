@@ -102,12 +102,11 @@ pub async fn update_me(
         ..UserChanges::default()
     };
     // Also without a new name: it fails for an account deleted while the password was checked.
-    let change = state
-        .store
+    let user = state
+        .sessions
         .update_user(caller.user_id, &changes, store::now())
         .await
         .map_err(own_account)?;
-    let user = change.value;
     if let Some(new_email) = &email {
         tracing::info!(
             target: "latchkey::audit",
@@ -153,12 +152,11 @@ pub async fn change_password(
         .await
         .map_err(ApiError::Internal)?;
     let at = store::now();
-    let change = state
-        .store
+    state
+        .sessions
         .set_password(caller.user_id, &hash, Some(caller.session_id), at)
         .await
         .map_err(own_account)?;
-    state.sessions_revoked(caller.user_id, &change.revoked, at);
     tracing::info!(
         target: "latchkey::audit",
         event = "password_changed",
@@ -184,12 +182,11 @@ pub async fn delete_me(
     let credentials = own_credentials(&state, &caller).await?;
     check_password(&state, ip, &credentials, &body.password).await?;
     let at = store::now();
-    let change = state
-        .store
+    state
+        .sessions
         .delete_user(caller.user_id, at)
         .await
         .map_err(own_account)?;
-    state.sessions_revoked(caller.user_id, &change.revoked, at);
     tracing::info!(
         target: "latchkey::audit",
         event = "account_deleted",

@@ -75,13 +75,11 @@ pub async fn reset_password(
         .await
         .map_err(ApiError::Internal)?;
     let at = store::now();
-    let change = state
-        .store
+    let user_id = state
+        .sessions
         .reset_password(&presented, &password_hash, at)
         .await?
         .ok_or(ApiError::InvalidResetToken)?;
-    let user_id = change.value;
-    state.sessions_revoked(user_id, &change.revoked, at);
     tracing::info!(
         target: "latchkey::audit",
         event = "password_reset",

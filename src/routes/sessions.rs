@@ -72,15 +72,11 @@ pub async fn delete_session(
     Ok(HttpResponse::NoContent().finish())
 }
 
-/// Revokes sessions in the database and in this instance's revocation list at once, so their
-/// access tokens stop working here immediately (other instances hear of it from the store).
+/// Revokes sessions of the user now.
 pub async fn revoke_sessions(
     state: &AppState,
     user_id: Uuid,
     scope: RevokeScope,
 ) -> Result<Vec<Uuid>, ApiError> {
-    let at = store::now();
-    let revoked = state.store.revoke_sessions(user_id, scope, at).await?;
-    state.sessions_revoked(user_id, &revoked, at);
-    Ok(revoked)
+    Ok(state.sessions.revoke(user_id, scope, store::now()).await?)
 }

@@ -107,8 +107,7 @@ pub async fn update_user(
     };
     let user_id = id.into_inner();
     let at = store::now();
-    let change = state.store.update_user(user_id, &changes, at).await?;
-    state.sessions_revoked(user_id, &change.revoked, at);
+    let user = state.sessions.update_user(user_id, &changes, at).await?;
     if let Some(role) = body.role {
         tracing::info!(
             target: "latchkey::audit",
@@ -129,7 +128,7 @@ pub async fn update_user(
             "disabled flag changed by an admin"
         );
     }
-    Ok(HttpResponse::Ok().json(change.value))
+    Ok(HttpResponse::Ok().json(user))
 }
 
 pub async fn delete_user(
@@ -139,8 +138,7 @@ pub async fn delete_user(
 ) -> Result<HttpResponse, ApiError> {
     let user_id = id.into_inner();
     let at = store::now();
-    let change = state.store.delete_user(user_id, at).await?;
-    state.sessions_revoked(user_id, &change.revoked, at);
+    state.sessions.delete_user(user_id, at).await?;
     tracing::info!(
         target: "latchkey::audit",
         event = "account_deleted",

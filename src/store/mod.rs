@@ -1,5 +1,5 @@
-//! All SQL lives behind [`Store`]: one trait, one implementation per database, chosen from the
-//! URL scheme. Both implementations share their queries (see `queries.rs`); what differs is how
+//! All SQL lives behind [`Store`] and [`SessionStore`]: two traits, one implementation of both
+//! per database, chosen from the URL scheme. Both implementations share their queries (see `queries.rs`); what differs is how
 //! a pool is opened and which migrations it runs.
 
 mod postgres;
@@ -272,14 +272,6 @@ pub trait Store: Send + Sync + 'static {
     /// Stores `value` under `key` unless a value is there already; returns the value that won.
     async fn setting_or_insert(&self, key: &str, value: &str) -> Result<String, StoreError>;
 
-    /// Creates a user with their first session in one transaction: a failure leaves no row.
-    async fn create_user(
-        &self,
-        user: &NewUser,
-        session: &NewSession,
-        refresh: &NewRefreshToken,
-    ) -> Result<User, StoreError>;
-
     async fn credentials_by_email(&self, email: &Email) -> Result<Option<Credentials>, StoreError>;
 
     async fn credentials_by_id(&self, id: Uuid) -> Result<Option<Credentials>, StoreError>;
@@ -291,6 +283,86 @@ pub trait Store: Send + Sync + 'static {
     async fn create_account(&self, user: &NewUser) -> Result<User, StoreError>;
 
     async fn list_users(&self, query: &UserQuery) -> Result<Vec<User>, StoreError>;
+
+    /// Stores a password-reset or verification token (by hash).
+    async fn create_email_token(&self, token: &NewEmailToken) -> Result<(), StoreError>;
+
+    /// Whether a token (by hash) of `purpose` is unused, unexpired and still matches its
+    /// account's email. A read only: it spends nothing.
+    async fn email_token_is_live(
+        &self,
+        presented: &str,
+        purpose: EmailTokenPurpose,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
+
+    /// Spends a live verification token (by hash) and marks the address it was mailed to as
+    /// verified; returns the user's id, or `None` when the token is not live.
+    async fn verify_email(
+        &self,
+        presented: &str,
+        at: DateTime<Utc>,
+    ) -> Result<Option<Uuid>, StoreError>;
+
+    /// Spends a live email-change token (by hash) and moves the account to the new address it
+    /// was mailed to, which the token proves the user's: the address is marked verified. Returns
+    /// the user's id, or `None` when the token is not live. When another account has the new
+    /// address by now, fails with [`StoreError::EmailTaken`] and changes nothing.
+    async fn confirm_email_change(
+        &self,
+        presented: &str,
+        at: DateTime<Utc>,
+    ) -> Result<Option<Uuid>, StoreError>;
+
+    /// Replaces a password hash with an equivalent one (a cost upgrade); sessions stay.
+    async fn upgrade_password_hash(
+        &self,
+        user_id: Uuid,
+        password_hash: &str,
+    ) -> Result<(), StoreError>;
+
+    /// Sessions that can still be refreshed, most recently used first.
+    async fn live_sessions(
+        &self,
+        user_id: Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<SessionInfo>, StoreError>;
+
+    /// Sessions revoked after `since`, with the time of their revocation.
+    async fn revocations_since(
+        &self,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<(Uuid, DateTime<Utc>)>, StoreError>;
+
+    /// Deletes expired refresh tokens and sessions that are expired, idle past their last
+    /// refresh token, or revoked before `revoked_before`. Returns how many rows went.
+    async fn prune(
+        &self,
+        now: DateTime<Utc>,
+        revoked_before: DateTime<Utc>,
+    ) -> Result<u64, StoreError>;
+
+    /// Keeps `revocations` in step with revocations made by other processes: other instances on
+    /// PostgreSQL, the admin CLI on either database.
+    fn spawn_revocation_watcher(
+        &self,
+        revocations: Arc<RevocationList>,
+    ) -> tokio::task::JoinHandle<()>;
+}
+
+/// The store's calls that start, rotate or end sessions, or change an account in a way that can
+/// end them. Only [`crate::sessions::Sessions`] holds one: it makes every revocation take effect
+/// on this instance at once, so no handler can end a session and forget to. Everything else gets
+/// a [`Store`], which cannot reach these calls.
+#[async_trait]
+pub trait SessionStore: Send + Sync + 'static {
+    /// Creates a user with their first session in one transaction: a failure leaves no row.
+    async fn create_user(
+        &self,
+        user: &NewUser,
+        session: &NewSession,
+        refresh: &NewRefreshToken,
+    ) -> Result<User, StoreError>;
 
     /// Applies `changes`. Demoting or disabling a user revokes all of their sessions; a change
     /// that would leave no enabled admin fails with [`StoreError::LastAdmin`].
@@ -320,18 +392,6 @@ pub trait Store: Send + Sync + 'static {
         at: DateTime<Utc>,
     ) -> Result<AccountChange<()>, StoreError>;
 
-    /// Stores a password-reset or verification token (by hash).
-    async fn create_email_token(&self, token: &NewEmailToken) -> Result<(), StoreError>;
-
-    /// Whether a token (by hash) of `purpose` is unused, unexpired and still matches its
-    /// account's email. A read only: it spends nothing.
-    async fn email_token_is_live(
-        &self,
-        presented: &str,
-        purpose: EmailTokenPurpose,
-        now: DateTime<Utc>,
-    ) -> Result<bool, StoreError>;
-
     /// Spends a live password-reset token (by hash) and, in the same transaction, sets the
     /// password, marks the email verified (the token proved the mailbox is the user's), spends
     /// the user's other reset tokens and pending email-change tokens, and revokes every
@@ -343,31 +403,6 @@ pub trait Store: Send + Sync + 'static {
         password_hash: &str,
         at: DateTime<Utc>,
     ) -> Result<Option<AccountChange<Uuid>>, StoreError>;
-
-    /// Spends a live verification token (by hash) and marks the address it was mailed to as
-    /// verified; returns the user's id, or `None` when the token is not live.
-    async fn verify_email(
-        &self,
-        presented: &str,
-        at: DateTime<Utc>,
-    ) -> Result<Option<Uuid>, StoreError>;
-
-    /// Spends a live email-change token (by hash) and moves the account to the new address it
-    /// was mailed to, which the token proves the user's: the address is marked verified. Returns
-    /// the user's id, or `None` when the token is not live. When another account has the new
-    /// address by now, fails with [`StoreError::EmailTaken`] and changes nothing.
-    async fn confirm_email_change(
-        &self,
-        presented: &str,
-        at: DateTime<Utc>,
-    ) -> Result<Option<Uuid>, StoreError>;
-
-    /// Replaces a password hash with an equivalent one (a cost upgrade); sessions stay.
-    async fn upgrade_password_hash(
-        &self,
-        user_id: Uuid,
-        password_hash: &str,
-    ) -> Result<(), StoreError>;
 
     /// Stores a new session of a user and revokes their oldest live sessions beyond the newest
     /// `max_sessions`; returns the ids of those it revoked.
@@ -408,39 +443,17 @@ pub trait Store: Send + Sync + 'static {
         scope: RevokeScope,
         at: DateTime<Utc>,
     ) -> Result<Vec<Uuid>, StoreError>;
-
-    /// Sessions that can still be refreshed, most recently used first.
-    async fn live_sessions(
-        &self,
-        user_id: Uuid,
-        now: DateTime<Utc>,
-    ) -> Result<Vec<SessionInfo>, StoreError>;
-
-    /// Sessions revoked after `since`, with the time of their revocation.
-    async fn revocations_since(
-        &self,
-        since: DateTime<Utc>,
-    ) -> Result<Vec<(Uuid, DateTime<Utc>)>, StoreError>;
-
-    /// Deletes expired refresh tokens and sessions that are expired, idle past their last
-    /// refresh token, or revoked before `revoked_before`. Returns how many rows went.
-    async fn prune(
-        &self,
-        now: DateTime<Utc>,
-        revoked_before: DateTime<Utc>,
-    ) -> Result<u64, StoreError>;
-
-    /// Keeps `revocations` in step with revocations made by other processes: other instances on
-    /// PostgreSQL, the admin CLI on either database.
-    fn spawn_revocation_watcher(
-        &self,
-        revocations: Arc<RevocationList>,
-    ) -> tokio::task::JoinHandle<()>;
 }
+
+/// A database: both halves, as opened. Startup splits it into the [`Store`] handlers share and
+/// the [`SessionStore`] the sessions service owns.
+pub trait Database: Store + SessionStore {}
+
+impl<T: Store + SessionStore + ?Sized> Database for T {}
 
 /// Opens the database named by `url` (`sqlite:` or `postgres:`) without touching its schema.
 /// Errors name the file or server and what went wrong, in one line, and never the password.
-pub async fn open(url: &str) -> anyhow::Result<Arc<dyn Store>> {
+pub async fn open(url: &str) -> anyhow::Result<Arc<dyn Database>> {
     if url.starts_with("sqlite:") {
         Ok(Arc::new(SqliteStore::connect(url).await?))
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
@@ -451,7 +464,7 @@ pub async fn open(url: &str) -> anyhow::Result<Arc<dyn Store>> {
 }
 
 /// Opens the database named by `url` and applies its migrations.
-pub async fn connect(url: &str) -> anyhow::Result<Arc<dyn Store>> {
+pub async fn connect(url: &str) -> anyhow::Result<Arc<dyn Database>> {
     let store = open(url).await?;
     let applied = store
         .migrate()

@@ -151,7 +151,7 @@ pub(super) fn map_insert_user_error(err: sqlx::Error) -> StoreError {
     }
 }
 
-/// Implements [`super::Store`] for a backend struct with a `pool` field. The invoking module
+/// Implements [`super::Store`] and [`super::SessionStore`] for a backend struct with a `pool` field. The invoking module
 /// imports [`WriteTx`], provides `notify_revoked(&mut tx, &ids)`, which tells other instances
 /// about revocations, and gives the struct two methods: `begin_write()`, the transaction every
 /// write runs in, and `begin_exclusive()`, a write transaction that no other exclusive one runs
@@ -169,7 +169,7 @@ macro_rules! impl_store {
         use $crate::store::{
             AccountChange, Backend, Credentials, EmailTokenPurpose, NewEmailToken,
             NewRefreshToken, NewSession, NewUser, PoolStats,
-            RefreshOutcome, RevokeScope, Rotation, SessionInfo, Store, StoreError, TokenCheck,
+            RefreshOutcome, RevokeScope, Rotation, SessionInfo, SessionStore, Store, StoreError, TokenCheck,
             User, UserChanges, UserQuery,
         };
 
@@ -224,19 +224,6 @@ macro_rules! impl_store {
                 Ok(stored)
             }
 
-            async fn create_user(
-                &self,
-                user: &NewUser,
-                session: &NewSession,
-                refresh: &NewRefreshToken,
-            ) -> Result<User, StoreError> {
-                let mut tx = self.begin_write().await?;
-                let created = insert_user(&mut tx, user).await?;
-                insert_session(&mut tx, session, refresh).await?;
-                tx.commit().await?;
-                Ok(created)
-            }
-
             async fn create_account(&self, user: &NewUser) -> Result<User, StoreError> {
                 let mut tx = self.begin_write().await?;
                 let created = insert_user(&mut tx, user).await?;
@@ -288,6 +275,200 @@ macro_rules! impl_store {
                 .fetch_all(&self.pool)
                 .await?;
                 rows.into_iter().map(TryInto::try_into).collect()
+            }
+
+            async fn create_email_token(&self, token: &NewEmailToken) -> Result<(), StoreError> {
+                sqlx::query(
+                    "INSERT INTO email_tokens \
+                     (token_hash, user_id, purpose, email, new_email, created_at, expires_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                )
+                .bind(&token.hash)
+                .bind(token.user_id)
+                .bind(token.purpose.as_str())
+                .bind(&token.email)
+                .bind(token.new_email.as_deref())
+                .bind(token.created_at)
+                .bind(token.expires_at)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn email_token_is_live(
+                &self,
+                presented: &str,
+                purpose: EmailTokenPurpose,
+                now: DateTime<Utc>,
+            ) -> Result<bool, StoreError> {
+                let live: Option<i32> = sqlx::query_scalar(
+                    "SELECT 1 FROM email_tokens t JOIN users u ON u.id = t.user_id \
+                     WHERE t.token_hash = $1 AND t.purpose = $2 AND t.used_at IS NULL \
+                     AND t.expires_at > $3 AND u.email = t.email",
+                )
+                .bind(presented)
+                .bind(purpose.as_str())
+                .bind(now)
+                .fetch_optional(&self.pool)
+                .await?;
+                Ok(live.is_some())
+            }
+
+            async fn verify_email(
+                &self,
+                presented: &str,
+                at: DateTime<Utc>,
+            ) -> Result<Option<Uuid>, StoreError> {
+                let mut tx = self.begin_write().await?;
+                let user_id =
+                    spend_email_token(&mut tx, presented, EmailTokenPurpose::EmailVerification, at)
+                        .await?;
+                if let Some(user_id) = user_id {
+                    sqlx::query(
+                        "UPDATE users SET email_verified_at = $2, updated_at = $2 \
+                         WHERE id = $1 AND email_verified_at IS NULL",
+                    )
+                    .bind(user_id)
+                    .bind(at)
+                    .execute(&mut *tx)
+                    .await?;
+                    tx.commit().await?;
+                }
+                Ok(user_id)
+            }
+
+            async fn confirm_email_change(
+                &self,
+                presented: &str,
+                at: DateTime<Utc>,
+            ) -> Result<Option<Uuid>, StoreError> {
+                let mut tx = self.begin_write().await?;
+                let Some(user_id) =
+                    spend_email_token(&mut tx, presented, EmailTokenPurpose::EmailChange, at)
+                        .await?
+                else {
+                    return Ok(None);
+                };
+                let new_email: String =
+                    sqlx::query_scalar("SELECT new_email FROM email_tokens WHERE token_hash = $1")
+                        .bind(presented)
+                        .fetch_one(&mut *tx)
+                        .await?;
+                // The unique index reserves the address only now; an error drops the transaction,
+                // which leaves the token unspent.
+                sqlx::query(
+                    "UPDATE users SET email = $2, email_verified_at = $3, updated_at = $3 \
+                     WHERE id = $1",
+                )
+                .bind(user_id)
+                .bind(&new_email)
+                .bind(at)
+                .execute(&mut *tx)
+                .await
+                .map_err(map_insert_user_error)?;
+                tx.commit().await?;
+                Ok(Some(user_id))
+            }
+
+            async fn upgrade_password_hash(
+                &self,
+                user_id: Uuid,
+                password_hash: &str,
+            ) -> Result<(), StoreError> {
+                let mut tx = self.begin_write().await?;
+                sqlx::query("UPDATE users SET password_hash = $2 WHERE id = $1")
+                    .bind(user_id)
+                    .bind(password_hash)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn live_sessions(
+                &self,
+                user_id: Uuid,
+                now: DateTime<Utc>,
+            ) -> Result<Vec<SessionInfo>, StoreError> {
+                let rows: Vec<SessionRow> = sqlx::query_as(
+                    "SELECT id, created_at, last_used_at, expires_at, user_agent, ip FROM sessions s \
+                     WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > $2 \
+                     AND EXISTS (SELECT 1 FROM refresh_tokens r WHERE r.session_id = s.id \
+                                 AND r.rotated_at IS NULL AND r.expires_at > $2) \
+                     ORDER BY last_used_at DESC",
+                )
+                .bind(user_id)
+                .bind(now)
+                .fetch_all(&self.pool)
+                .await?;
+                Ok(rows.into_iter().map(Into::into).collect())
+            }
+
+            async fn revocations_since(
+                &self,
+                since: DateTime<Utc>,
+            ) -> Result<Vec<(Uuid, DateTime<Utc>)>, StoreError> {
+                let rows = sqlx::query_as(
+                    "SELECT session_id, revoked_at FROM session_revocations WHERE revoked_at > $1",
+                )
+                    .bind(since)
+                    .fetch_all(&self.pool)
+                    .await?;
+                Ok(rows)
+            }
+
+            async fn prune(
+                &self,
+                now: DateTime<Utc>,
+                revoked_before: DateTime<Utc>,
+            ) -> Result<u64, StoreError> {
+                let mut tx = self.begin_write().await?;
+                let tokens = sqlx::query("DELETE FROM refresh_tokens WHERE expires_at <= $1")
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                // A session goes when it is past its absolute lifetime, when its revocation no
+                // longer matters to any access token, or when its last refresh token expired.
+                let sessions = sqlx::query(
+                    "DELETE FROM sessions WHERE expires_at <= $1 OR revoked_at <= $2 \
+                     OR NOT EXISTS (SELECT 1 FROM refresh_tokens r WHERE r.session_id = sessions.id)",
+                )
+                .bind(now)
+                .bind(revoked_before)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                let revocations = sqlx::query("DELETE FROM session_revocations WHERE revoked_at <= $1")
+                    .bind(revoked_before)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                let email_tokens = sqlx::query("DELETE FROM email_tokens WHERE expires_at <= $1")
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                tx.commit().await?;
+                Ok(tokens + sessions + revocations + email_tokens)
+            }
+
+            $($extra)*
+        }
+
+        #[async_trait::async_trait]
+        impl SessionStore for $store {
+            async fn create_user(
+                &self,
+                user: &NewUser,
+                session: &NewSession,
+                refresh: &NewRefreshToken,
+            ) -> Result<User, StoreError> {
+                let mut tx = self.begin_write().await?;
+                let created = insert_user(&mut tx, user).await?;
+                insert_session(&mut tx, session, refresh).await?;
+                tx.commit().await?;
+                Ok(created)
             }
 
             async fn update_user(
@@ -395,43 +576,6 @@ macro_rules! impl_store {
                 Ok(AccountChange { value: (), revoked })
             }
 
-            async fn create_email_token(&self, token: &NewEmailToken) -> Result<(), StoreError> {
-                sqlx::query(
-                    "INSERT INTO email_tokens \
-                     (token_hash, user_id, purpose, email, new_email, created_at, expires_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                )
-                .bind(&token.hash)
-                .bind(token.user_id)
-                .bind(token.purpose.as_str())
-                .bind(&token.email)
-                .bind(token.new_email.as_deref())
-                .bind(token.created_at)
-                .bind(token.expires_at)
-                .execute(&self.pool)
-                .await?;
-                Ok(())
-            }
-
-            async fn email_token_is_live(
-                &self,
-                presented: &str,
-                purpose: EmailTokenPurpose,
-                now: DateTime<Utc>,
-            ) -> Result<bool, StoreError> {
-                let live: Option<i32> = sqlx::query_scalar(
-                    "SELECT 1 FROM email_tokens t JOIN users u ON u.id = t.user_id \
-                     WHERE t.token_hash = $1 AND t.purpose = $2 AND t.used_at IS NULL \
-                     AND t.expires_at > $3 AND u.email = t.email",
-                )
-                .bind(presented)
-                .bind(purpose.as_str())
-                .bind(now)
-                .fetch_optional(&self.pool)
-                .await?;
-                Ok(live.is_some())
-            }
-
             async fn reset_password(
                 &self,
                 presented: &str,
@@ -460,77 +604,6 @@ macro_rules! impl_store {
                 let revoked = revoke_in(&mut tx, user_id, RevokeScope::All, at).await?;
                 tx.commit().await?;
                 Ok(Some(AccountChange { value: user_id, revoked }))
-            }
-
-            async fn verify_email(
-                &self,
-                presented: &str,
-                at: DateTime<Utc>,
-            ) -> Result<Option<Uuid>, StoreError> {
-                let mut tx = self.begin_write().await?;
-                let user_id =
-                    spend_email_token(&mut tx, presented, EmailTokenPurpose::EmailVerification, at)
-                        .await?;
-                if let Some(user_id) = user_id {
-                    sqlx::query(
-                        "UPDATE users SET email_verified_at = $2, updated_at = $2 \
-                         WHERE id = $1 AND email_verified_at IS NULL",
-                    )
-                    .bind(user_id)
-                    .bind(at)
-                    .execute(&mut *tx)
-                    .await?;
-                    tx.commit().await?;
-                }
-                Ok(user_id)
-            }
-
-            async fn confirm_email_change(
-                &self,
-                presented: &str,
-                at: DateTime<Utc>,
-            ) -> Result<Option<Uuid>, StoreError> {
-                let mut tx = self.begin_write().await?;
-                let Some(user_id) =
-                    spend_email_token(&mut tx, presented, EmailTokenPurpose::EmailChange, at)
-                        .await?
-                else {
-                    return Ok(None);
-                };
-                let new_email: String =
-                    sqlx::query_scalar("SELECT new_email FROM email_tokens WHERE token_hash = $1")
-                        .bind(presented)
-                        .fetch_one(&mut *tx)
-                        .await?;
-                // The unique index reserves the address only now; an error drops the transaction,
-                // which leaves the token unspent.
-                sqlx::query(
-                    "UPDATE users SET email = $2, email_verified_at = $3, updated_at = $3 \
-                     WHERE id = $1",
-                )
-                .bind(user_id)
-                .bind(&new_email)
-                .bind(at)
-                .execute(&mut *tx)
-                .await
-                .map_err(map_insert_user_error)?;
-                tx.commit().await?;
-                Ok(Some(user_id))
-            }
-
-            async fn upgrade_password_hash(
-                &self,
-                user_id: Uuid,
-                password_hash: &str,
-            ) -> Result<(), StoreError> {
-                let mut tx = self.begin_write().await?;
-                sqlx::query("UPDATE users SET password_hash = $2 WHERE id = $1")
-                    .bind(user_id)
-                    .bind(password_hash)
-                    .execute(&mut *tx)
-                    .await?;
-                tx.commit().await?;
-                Ok(())
             }
 
             async fn create_session(
@@ -695,76 +768,6 @@ macro_rules! impl_store {
                 tx.commit().await?;
                 Ok(revoked)
             }
-
-            async fn live_sessions(
-                &self,
-                user_id: Uuid,
-                now: DateTime<Utc>,
-            ) -> Result<Vec<SessionInfo>, StoreError> {
-                let rows: Vec<SessionRow> = sqlx::query_as(
-                    "SELECT id, created_at, last_used_at, expires_at, user_agent, ip FROM sessions s \
-                     WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > $2 \
-                     AND EXISTS (SELECT 1 FROM refresh_tokens r WHERE r.session_id = s.id \
-                                 AND r.rotated_at IS NULL AND r.expires_at > $2) \
-                     ORDER BY last_used_at DESC",
-                )
-                .bind(user_id)
-                .bind(now)
-                .fetch_all(&self.pool)
-                .await?;
-                Ok(rows.into_iter().map(Into::into).collect())
-            }
-
-            async fn revocations_since(
-                &self,
-                since: DateTime<Utc>,
-            ) -> Result<Vec<(Uuid, DateTime<Utc>)>, StoreError> {
-                let rows = sqlx::query_as(
-                    "SELECT session_id, revoked_at FROM session_revocations WHERE revoked_at > $1",
-                )
-                    .bind(since)
-                    .fetch_all(&self.pool)
-                    .await?;
-                Ok(rows)
-            }
-
-            async fn prune(
-                &self,
-                now: DateTime<Utc>,
-                revoked_before: DateTime<Utc>,
-            ) -> Result<u64, StoreError> {
-                let mut tx = self.begin_write().await?;
-                let tokens = sqlx::query("DELETE FROM refresh_tokens WHERE expires_at <= $1")
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
-                // A session goes when it is past its absolute lifetime, when its revocation no
-                // longer matters to any access token, or when its last refresh token expired.
-                let sessions = sqlx::query(
-                    "DELETE FROM sessions WHERE expires_at <= $1 OR revoked_at <= $2 \
-                     OR NOT EXISTS (SELECT 1 FROM refresh_tokens r WHERE r.session_id = sessions.id)",
-                )
-                .bind(now)
-                .bind(revoked_before)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-                let revocations = sqlx::query("DELETE FROM session_revocations WHERE revoked_at <= $1")
-                    .bind(revoked_before)
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
-                let email_tokens = sqlx::query("DELETE FROM email_tokens WHERE expires_at <= $1")
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
-                tx.commit().await?;
-                Ok(tokens + sessions + revocations + email_tokens)
-            }
-
-            $($extra)*
         }
 
         async fn insert_user(
