@@ -12,7 +12,7 @@
 //! A handler has the service but not the trait, so it cannot end a session by hand:
 //!
 //! ```compile_fail
-//! # use latchkey::startup::AppState;
+//! # use latchkey::http::AppState;
 //! # use latchkey::store::RevokeScope;
 //! async fn end_behind_the_services_back(state: &AppState, user: uuid::Uuid) {
 //!     let _ = state.store.revoke_sessions(user, RevokeScope::All, chrono::Utc::now()).await;
@@ -22,7 +22,7 @@
 //! while the same through the service compiles:
 //!
 //! ```no_run
-//! # use latchkey::startup::AppState;
+//! # use latchkey::http::AppState;
 //! # use latchkey::store::RevokeScope;
 //! async fn end_through_the_service(state: &AppState, user: uuid::Uuid) {
 //!     let _ = state.sessions.revoke(user, RevokeScope::All, chrono::Utc::now()).await;

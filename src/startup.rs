@@ -15,43 +15,23 @@ use tokio::task::JoinHandle;
 use crate::abuse::{Limits, TrustedProxies};
 use crate::accounts::{self, BootstrapOutcome};
 use crate::auth::{
-    AccessTokens, CSRF_HEADER, DeviceTokens, JwtSecret, KeySet, PasswordHasher, RefreshCookie,
-    RefreshTokens, RevocationList, random_token,
+    AccessTokens, DeviceTokens, JwtSecret, KeySet, PasswordHasher, RefreshTokens, RevocationList,
+    random_token,
 };
 use crate::config::Config;
 use crate::domain::{Email, Password};
-use crate::error::{ApiError, render_bare_error};
-use crate::extract::MAX_BODY_BYTES;
+use crate::http::cookie::{CSRF_HEADER, RefreshCookie};
+use crate::http::error::{ApiError, render_bare_error};
+use crate::http::extract::MAX_BODY_BYTES;
+use crate::http::{AppState, routes};
 use crate::mail::EmailFlows;
 use crate::metrics::Metrics;
-use crate::routes;
 use crate::sessions::Sessions;
 use crate::store::{self, Backend, Store};
-use crate::{tasks, telemetry};
+use crate::tasks;
 
 /// Settings key of the signing secret generated for a zero-configuration SQLite deployment.
 const GENERATED_SECRET_KEY: &str = "generated_jwt_secret";
-
-/// What every handler can reach.
-pub struct AppState {
-    /// Reads and writes that end no session; those that may go through `sessions`.
-    pub store: Arc<dyn Store>,
-    pub sessions: Sessions,
-    pub limits: Arc<Limits>,
-    pub trusted_proxies: TrustedProxies,
-    pub tokens: AccessTokens,
-    pub refresh_tokens: RefreshTokens,
-    pub device_tokens: DeviceTokens,
-    pub refresh_cookie: RefreshCookie,
-    pub revocations: Arc<RevocationList>,
-    pub hasher: PasswordHasher,
-    pub refresh_ttl: TimeDelta,
-    pub refresh_reuse_interval: TimeDelta,
-    pub session_max_age: TimeDelta,
-    pub max_sessions_per_user: u32,
-    pub metrics: Metrics,
-    pub email: EmailFlows,
-}
 
 pub struct Application {
     port: u16,
@@ -168,7 +148,7 @@ impl Application {
                     cors(&cors_origins, cookie_mode),
                 ))
                 // Outermost, so it logs and counts the response the client really gets.
-                .wrap(from_fn(telemetry::observe))
+                .wrap(from_fn(crate::http::middleware::observe))
                 .configure(routes::configure)
                 .configure(|cfg| {
                     if metrics_here {

@@ -1,12 +1,6 @@
-use std::future::{Ready, ready};
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 
-use actix_web::dev::Payload;
-use actix_web::{FromRequest, HttpRequest, web};
 use ipnet::IpNet;
-
-use crate::error::ApiError;
-use crate::startup::AppState;
 
 /// Proxies whose `X-Forwarded-For` is believed (`LATCHKEY_TRUSTED_PROXIES`).
 #[derive(Debug, Clone, Default)]
@@ -77,38 +71,6 @@ fn parse_hop(hop: &str) -> Option<IpAddr> {
         .or_else(|| hop.parse::<SocketAddr>().ok().map(|addr| addr.ip()))
         .or_else(bracketed)
         .map(|ip| ip.to_canonical())
-}
-
-/// The address of the client that sent the request, through trusted proxies.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ClientIp(pub IpAddr);
-
-impl FromRequest for ClientIp {
-    type Error = ApiError;
-    type Future = Ready<Result<Self, Self::Error>>;
-
-    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(client_ip(req))
-    }
-}
-
-fn client_ip(req: &HttpRequest) -> Result<ClientIp, ApiError> {
-    let state = req
-        .app_data::<web::Data<AppState>>()
-        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("application state is missing")))?;
-    let peer = req
-        .peer_addr()
-        .map(|addr| addr.ip())
-        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("the peer address is unknown")))?;
-    let hops: Vec<&str> = req
-        .headers()
-        .get_all("x-forwarded-for")
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(','))
-        .collect();
-    Ok(ClientIp(
-        state.trusted_proxies.client_ip(peer, hops.into_iter()),
-    ))
 }
 
 #[cfg(test)]

@@ -7,6 +7,6 @@ mod limits;
 mod lockout;
 mod rate;
 
-pub use client_ip::{ClientIp, TrustedProxies};
+pub use client_ip::TrustedProxies;
 pub use limits::{DeviceId, Limits, LimitsConfig, RateLimited};
 pub use rate::Rate;

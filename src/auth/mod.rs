@@ -1,23 +1,19 @@
-//! Authentication mechanics: password hashing, access-token keys, refresh tokens and the
-//! extractors that put an authenticated caller into a handler's signature.
+//! Authentication mechanics: password hashing, access-token keys, refresh and device tokens, and
+//! the revocation list. The extractors that use them live in [`crate::http::extract`].
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use rand::RngCore;
 use rand::rngs::OsRng;
 
-mod cookie;
 mod device;
-mod extractor;
 mod jwt;
 mod password;
 mod refresh;
 mod revocation;
 mod secret_strength;
 
-pub use cookie::{CSRF_HEADER, RefreshCookie};
 pub use device::{DeviceClaim, DeviceTokens};
-pub use extractor::{AdminUser, AuthUser, VerifiedToken};
 pub use jwt::{AccessClaims, AccessTokens, IssuedAccessToken, JwtSecret, KeySet, TokenError};
 pub use password::{PasswordHasher, Verification};
 pub use refresh::{RefreshToken, RefreshTokens};

@@ -3,12 +3,11 @@
 use actix_web::{HttpResponse, web};
 use serde::{Deserialize, Serialize};
 
-use crate::abuse::ClientIp;
 use crate::auth::token_hash;
 use crate::domain::{Email, Password};
-use crate::error::{ApiError, FieldError};
-use crate::extract::JsonBody;
-use crate::startup::AppState;
+use crate::http::error::{ApiError, FieldError};
+use crate::http::extract::{ClientIp, JsonBody};
+use crate::http::state::AppState;
 use crate::store::{self, EmailTokenPurpose};
 
 /// The one answer to a reset request, whether or not an account has the address.

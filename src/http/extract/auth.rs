@@ -6,8 +6,8 @@ use actix_web::{FromRequest, HttpRequest, web};
 use uuid::Uuid;
 
 use crate::domain::Role;
-use crate::error::{ApiError, TokenProblem};
-use crate::startup::AppState;
+use crate::http::error::{ApiError, TokenProblem};
+use crate::http::state::AppState;
 
 /// Longest `Authorization` header worth parsing; anything longer is refused unread.
 const MAX_AUTHORIZATION_BYTES: usize = 8 * 1024;

@@ -1,8 +1,8 @@
 use actix_web::{HttpResponse, web};
 use serde_json::json;
 
-use crate::error::ApiError;
-use crate::startup::AppState;
+use crate::http::error::ApiError;
+use crate::http::state::AppState;
 
 /// Liveness: the process answers HTTP.
 pub async fn healthz() -> HttpResponse {

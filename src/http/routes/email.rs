@@ -6,10 +6,10 @@ use serde::Deserialize;
 
 use super::me::account_gone;
 use super::password::Accepted;
-use crate::auth::{AuthUser, token_hash};
-use crate::error::ApiError;
-use crate::extract::JsonBody;
-use crate::startup::AppState;
+use crate::auth::token_hash;
+use crate::http::error::ApiError;
+use crate::http::extract::{AuthUser, JsonBody};
+use crate::http::state::AppState;
 use crate::store;
 
 const VERIFICATION_SENT: &str =

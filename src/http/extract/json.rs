@@ -12,7 +12,7 @@ use actix_web::{FromRequest, HttpRequest, web};
 use serde::de::DeserializeOwned;
 use serde_json::error::Category;
 
-use crate::error::{ApiError, FieldError};
+use crate::http::error::{ApiError, FieldError};
 
 /// Largest request body accepted, in bytes.
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
@@ -83,7 +83,7 @@ fn is_json(req: &HttpRequest) -> bool {
 }
 
 /// For an optional member that may be left out but is not nullable in the contract: with
-/// `#[serde(default, deserialize_with = "crate::extract::non_null")]` an absent member is `None`,
+/// `#[serde(default, deserialize_with = "crate::http::extract::non_null")]` an absent member is `None`,
 /// and an explicit `null` is a wrong type (422) instead of passing for "absent".
 pub fn non_null<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
 where

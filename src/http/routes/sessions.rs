@@ -6,9 +6,9 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::auth::AuthUser;
-use crate::error::ApiError;
-use crate::startup::AppState;
+use crate::http::error::ApiError;
+use crate::http::extract::AuthUser;
+use crate::http::state::AppState;
 use crate::store::{self, RevokeScope};
 
 #[derive(Serialize)]

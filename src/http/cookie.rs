@@ -3,7 +3,7 @@ use actix_web::cookie::{Cookie, SameSite};
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponseBuilder};
 
-use crate::error::ApiError;
+use crate::http::error::ApiError;
 
 const COOKIE_NAME: &str = "latchkey_refresh";
 const COOKIE_PATH: &str = "/v1/auth";

@@ -1,7 +1,7 @@
 use actix_web::{HttpResponse, web};
 
-use crate::error::ApiError;
-use crate::startup::AppState;
+use crate::http::error::ApiError;
+use crate::http::state::AppState;
 
 /// Prometheus text exposition.
 pub async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {

@@ -8,12 +8,11 @@ use std::net::IpAddr;
 
 use super::password::Accepted;
 use super::sessions::revoke_sessions;
-use crate::abuse::ClientIp;
-use crate::auth::{AuthUser, RefreshToken, Verification, VerifiedToken};
+use crate::auth::{RefreshToken, Verification};
 use crate::domain::{DisplayName, Email, Password, Role};
-use crate::error::{ApiError, FieldError, TokenProblem};
-use crate::extract::{JsonBody, OptionalJsonBody};
-use crate::startup::AppState;
+use crate::http::error::{ApiError, FieldError, TokenProblem};
+use crate::http::extract::{AuthUser, ClientIp, JsonBody, OptionalJsonBody, VerifiedToken};
+use crate::http::state::AppState;
 use crate::store::{
     self, Credentials, NewRefreshToken, NewSession, NewUser, RefreshOutcome, RevokeScope,
     StoreError, TokenCheck, User,

@@ -8,11 +8,10 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::auth::AdminUser;
 use crate::domain::{DisplayName, Role};
-use crate::error::{ApiError, FieldError};
-use crate::extract::{JsonBody, non_null};
-use crate::startup::AppState;
+use crate::http::error::{ApiError, FieldError};
+use crate::http::extract::{AdminUser, JsonBody, non_null};
+use crate::http::state::AppState;
 use crate::store::{self, User, UserChanges, UserQuery};
 
 const DEFAULT_PAGE: u32 = 50;

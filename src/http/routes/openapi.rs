@@ -1,7 +1,7 @@
 use actix_web::HttpResponse;
 
 /// The contract this build implements, embedded at compile time.
-const SPEC: &str = include_str!("../../openapi.yaml");
+const SPEC: &str = include_str!("../../../openapi.yaml");
 
 pub async fn spec() -> HttpResponse {
     HttpResponse::Ok()

@@ -6,12 +6,10 @@ use actix_web::http::header;
 use actix_web::{HttpResponse, web};
 use serde::{Deserialize, Serialize};
 
-use crate::abuse::ClientIp;
-use crate::auth::AuthUser;
 use crate::domain::{DisplayName, Email, Password};
-use crate::error::{ApiError, FieldError, TokenProblem};
-use crate::extract::{JsonBody, non_null};
-use crate::startup::AppState;
+use crate::http::error::{ApiError, FieldError, TokenProblem};
+use crate::http::extract::{AuthUser, ClientIp, JsonBody, non_null};
+use crate::http::state::AppState;
 use crate::store::{self, Credentials, StoreError, User, UserChanges};
 
 pub async fn get_me(
