@@ -9,7 +9,7 @@ use crate::helpers::spawn_app_with;
 
 const SPEC: &str = include_str!("../../openapi.yaml");
 
-/// Every route the application registers (src/routes/mod.rs), as `METHOD /path`.
+/// Every route the application registers (src/http/routes/mod.rs), as `METHOD /path`.
 const SERVED: &[&str] = &[
     "POST /v1/auth/signup",
     "POST /v1/auth/login",
