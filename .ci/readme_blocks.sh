@@ -1,0 +1,69 @@
+# Helpers for running the README's shell blocks exactly as printed. Source it.
+#
+# A block is the ```sh fence right after a `<!-- NAME -->` marker line. Its step comments promise
+# statuses: the first number after the first `:` or `?` of a comment such as
+# `# Sign up: 201 with a token response.` or `# Who am I? 200 with the user.`. The block itself
+# prints the status of every request: curl with `-w '\n%{stderr}%{http_code}\n'` (a line of three
+# digits on stderr), HTTPie with `--print=hb` (its `HTTP/1.1 201 Created` status line on stdout).
+# Nothing is wrapped or added: the checks only read what the block printed.
+
+# readme_block NAME: prints the block after `<!-- NAME -->` in README.md, or fails.
+readme_block() {
+    local name=$1
+    awk -v marker="<!-- $name -->" '
+        $0 == marker { armed = 1; next }
+        armed && !inside { if ($0 == "```sh") { inside = 1; next } else { exit 1 } }
+        inside && $0 == "```" { found = 1; exit }
+        inside { print }
+        END { if (!found) exit 1 }
+    ' README.md || {
+        echo "README.md has no \`<!-- $name -->\` marker followed by a closed \`\`\`sh block" >&2
+        return 1
+    }
+}
+
+# promised_statuses: the statuses the step comments of the block on stdin promise, one a line.
+promised_statuses() {
+    sed -nE 's/^#[^:?{]*[:?] ([1-5][0-9]{2})([^0-9].*)?$/\1/p'
+}
+
+# printed_statuses OUT ERR: the statuses a block printed, in order, one a line: HTTPie's status
+# lines on stdout (OUT; non-terminal output runs the next status line on after a body, so they
+# are searched anywhere), then curl's status lines on stderr (ERR; lines of exactly three
+# digits, which no log line is). A block uses one of the two styles.
+printed_statuses() {
+    local out=$1 err=$2
+    grep -oE 'HTTP/[0-9.]+ [1-5][0-9]{2}' "$out" | cut -d' ' -f2 || true
+    grep -xE '[1-5][0-9]{2}' "$err" || true
+}
+
+# run_readme_block NAME DIR SCRIPT: runs SCRIPT (the block, after the caller's port substitution)
+# with `bash -euo pipefail` in DIR, stdin not a terminal (as in a script or CI), stdout to
+# DIR/output and stderr to DIR/stderr; shows both; then checks that it succeeded and printed,
+# in order, exactly the statuses its comments promise.
+run_readme_block() {
+    local name=$1 dir=$2 script=$3 expected actual status=0
+    expected=$(promised_statuses <"$script")
+    if [ -z "$expected" ]; then
+        echo "the $name block promises no status in its step comments" >&2
+        return 1
+    fi
+    (cd "$dir" && bash -euo pipefail "$script" </dev/null >"$dir/output" 2>"$dir/stderr") || status=$?
+    echo "--- stdout"
+    cat "$dir/output"
+    echo
+    echo "--- stderr"
+    cat "$dir/stderr"
+    echo "---"
+    actual=$(printed_statuses "$dir/output" "$dir/stderr")
+    if [ "$status" -ne 0 ]; then
+        echo "the $name block failed, exit status $status (statuses so far: ${actual//$'\n'/ })" >&2
+        return 1
+    fi
+    if [ "$actual" != "$expected" ]; then
+        echo "the $name block printed the statuses: ${actual//$'\n'/ }" >&2
+        echo "its step comments promise:           ${expected//$'\n'/ }" >&2
+        return 1
+    fi
+    echo "statuses as promised: ${actual//$'\n'/ }"
+}
