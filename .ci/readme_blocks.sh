@@ -37,18 +37,31 @@ printed_statuses() {
     grep -xE '[1-5][0-9]{2}' "$err" || true
 }
 
-# run_readme_block NAME DIR SCRIPT: runs SCRIPT (the block, after the caller's port substitution)
-# with `bash -euo pipefail` in DIR, stdin not a terminal (as in a script or CI), stdout to
-# DIR/output and stderr to DIR/stderr; shows both; then checks that it succeeded and printed,
-# in order, exactly the statuses its comments promise.
+# run_readme_block NAME DIR SCRIPT [VAR=VALUE…]: runs SCRIPT (the block, after the caller's port
+# substitution) with `bash -euo pipefail` in DIR, stdin not a terminal (as in a script or CI),
+# stdout to DIR/output and stderr to DIR/stderr; shows both; then checks that it succeeded and
+# printed, in order, exactly the statuses its comments promise. With VAR=VALUE arguments the
+# block gets those variables alone (`env -i`), else the caller's environment. The block runs in
+# a process group of its own, BLOCK_PGID: `kill -- -$BLOCK_PGID` stops whatever it left running.
+BLOCK_PGID=
 run_readme_block() {
     local name=$1 dir=$2 script=$3 expected actual status=0
+    shift 3
     expected=$(promised_statuses <"$script")
     if [ -z "$expected" ]; then
         echo "the $name block promises no status in its step comments" >&2
         return 1
     fi
-    (cd "$dir" && bash -euo pipefail "$script" </dev/null >"$dir/output" 2>"$dir/stderr") || status=$?
+    local launch=()
+    if [ "$#" -gt 0 ]; then
+        launch=(env -i "$@")
+    fi
+    set -m # job control: the background job below gets a process group of its own
+    (cd "$dir" && exec "${launch[@]}" bash -euo pipefail "$script" </dev/null \
+        >"$dir/output" 2>"$dir/stderr") &
+    BLOCK_PGID=$!
+    set +m
+    wait "$BLOCK_PGID" || status=$?
     echo "--- stdout"
     cat "$dir/output"
     echo
