@@ -3,9 +3,10 @@
 # A block is the ```sh fence right after a `<!-- NAME -->` marker line. Its step comments promise
 # statuses: the first number after the first `:` or `?` of a comment such as
 # `# Sign up: 201 with a token response.` or `# Who am I? 200 with the user.`. The block itself
-# prints the status of every request: curl with `-w '\n%{stderr}%{http_code}\n'` (a line of three
-# digits on stderr), HTTPie with `--print=hb` (its `HTTP/1.1 201 Created` status line on stdout).
-# Nothing is wrapped or added: the checks only read what the block printed.
+# prints the status of every request: curl with `-w '\n%{http_code}\n'` (or, where `$(…)` keeps
+# the body, `-w '%{stderr}%{http_code}\n'`): a line of three digits; HTTPie with `--print=hb`:
+# its `HTTP/1.1 201 Created` status line. Nothing is wrapped or added: the checks only read what
+# the block printed.
 
 # readme_block NAME: prints the block after `<!-- NAME -->` in README.md, or fails.
 readme_block() {
@@ -27,19 +28,27 @@ promised_statuses() {
     sed -nE 's/^#[^:?{]*[:?] ([1-5][0-9]{2})([^0-9].*)?$/\1/p'
 }
 
-# printed_statuses OUT ERR: the statuses a block printed, in order, one a line: HTTPie's status
-# lines on stdout (OUT; non-terminal output runs the next status line on after a body, so they
-# are searched anywhere), then curl's status lines on stderr (ERR; lines of exactly three
-# digits, which no log line is). A block uses one of the two styles.
+# printed_statuses FILE: the statuses a block printed (its stdout and stderr, FILE), in order, one
+# a line: lines of exactly three digits (curl's; no log or body line is one) and HTTPie status
+# lines, searched anywhere in a line, since HTTPie ends a body without a newline when its output
+# is not a terminal. Each request is a process of its own that finishes before the next starts,
+# so the one stream keeps their order.
 printed_statuses() {
-    local out=$1 err=$2
-    grep -oE 'HTTP/[0-9.]+ [1-5][0-9]{2}' "$out" | cut -d' ' -f2 || true
-    grep -xE '[1-5][0-9]{2}' "$err" || true
+    awk '
+        /^[1-5][0-9][0-9]$/ { print; next }
+        {
+            line = $0
+            while (match(line, /HTTP\/[0-9.]+ [1-5][0-9][0-9]/)) {
+                print substr(line, RSTART + RLENGTH - 3, 3)
+                line = substr(line, RSTART + RLENGTH)
+            }
+        }
+    ' "$1"
 }
 
 # run_readme_block NAME DIR SCRIPT [VAR=VALUE…]: runs SCRIPT (the block, after the caller's port
 # substitution) with `bash -euo pipefail` in DIR, stdin not a terminal (as in a script or CI),
-# stdout to DIR/output and stderr to DIR/stderr; shows both; then checks that it succeeded and
+# stdout and stderr together to DIR/output; shows that; then checks that it succeeded and
 # printed, in order, exactly the statuses its comments promise. With VAR=VALUE arguments the
 # block gets those variables alone (`env -i`), else the caller's environment. The block runs in
 # a process group of its own, BLOCK_PGID: `kill -- -$BLOCK_PGID` stops whatever it left running.
@@ -58,17 +67,13 @@ run_readme_block() {
     fi
     set -m # job control: the background job below gets a process group of its own
     (cd "$dir" && exec "${launch[@]}" bash -euo pipefail "$script" </dev/null \
-        >"$dir/output" 2>"$dir/stderr") &
+        >"$dir/output" 2>&1) &
     BLOCK_PGID=$!
     set +m
     wait "$BLOCK_PGID" || status=$?
-    echo "--- stdout"
     cat "$dir/output"
     echo
-    echo "--- stderr"
-    cat "$dir/stderr"
-    echo "---"
-    actual=$(printed_statuses "$dir/output" "$dir/stderr")
+    actual=$(printed_statuses "$dir/output")
     if [ "$status" -ne 0 ]; then
         echo "the $name block failed, exit status $status (statuses so far: ${actual//$'\n'/ })" >&2
         return 1
