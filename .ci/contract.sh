@@ -140,7 +140,7 @@ run_walkthrough() {
     readme_block "walkthrough:$name" | sed -E "s/(localhost|127\.0\.0\.1):8080\b/\1:$PORT/g" \
         >"$dir/walkthrough.sh"
     PATH="$VENV/bin:$PATH" HTTPIE_CONFIG_DIR=$dir/httpie \
-        run_readme_block "$name walkthrough" "$dir" "$dir/walkthrough.sh"
+        run_readme_block "$name walkthrough" "$dir" "$dir/output" "$dir/walkthrough.sh"
 }
 
 step "README walkthrough: curl"

@@ -46,16 +46,17 @@ printed_statuses() {
     ' "$1"
 }
 
-# run_readme_block NAME DIR SCRIPT [VAR=VALUE…]: runs SCRIPT (the block, after the caller's port
-# substitution) with `bash -euo pipefail` in DIR, stdin not a terminal (as in a script or CI),
-# stdout and stderr together to DIR/output; shows that; then checks that it succeeded and
-# printed, in order, exactly the statuses its comments promise. With VAR=VALUE arguments the
-# block gets those variables alone (`env -i`), else the caller's environment. The block runs in
-# a process group of its own, BLOCK_PGID: `kill -- -$BLOCK_PGID` stops whatever it left running.
+# run_readme_block NAME CWD OUT SCRIPT [VAR=VALUE…]: runs SCRIPT (the block, after the caller's
+# port substitution) with `bash -euo pipefail` in the directory CWD, stdin not a terminal (as in a
+# script or CI), stdout and stderr together to the file OUT (outside CWD, so as not to litter
+# it); shows that; then checks that it succeeded and printed, in order, exactly the statuses its
+# comments promise. With VAR=VALUE arguments the block gets those variables alone (`env -i`),
+# else the caller's environment. The block runs in a process group of its own, BLOCK_PGID:
+# `kill -- -$BLOCK_PGID` stops whatever it left running.
 BLOCK_PGID=
 run_readme_block() {
-    local name=$1 dir=$2 script=$3 expected actual status=0
-    shift 3
+    local name=$1 cwd=$2 out=$3 script=$4 expected actual status=0
+    shift 4
     expected=$(promised_statuses <"$script")
     if [ -z "$expected" ]; then
         echo "the $name block promises no status in its step comments" >&2
@@ -66,14 +67,13 @@ run_readme_block() {
         launch=(env -i "$@")
     fi
     set -m # job control: the background job below gets a process group of its own
-    (cd "$dir" && exec "${launch[@]}" bash -euo pipefail "$script" </dev/null \
-        >"$dir/output" 2>&1) &
+    (cd "$cwd" && exec "${launch[@]}" bash -euo pipefail "$script" </dev/null >"$out" 2>&1) &
     BLOCK_PGID=$!
     set +m
     wait "$BLOCK_PGID" || status=$?
-    cat "$dir/output"
+    cat "$out"
     echo
-    actual=$(printed_statuses "$dir/output")
+    actual=$(printed_statuses "$out")
     if [ "$status" -ne 0 ]; then
         echo "the $name block failed, exit status $status (statuses so far: ${actual//$'\n'/ })" >&2
         return 1

@@ -57,7 +57,8 @@ for var in CARGO_HOME RUSTUP_HOME RUSTUP_TOOLCHAIN RUSTFLAGS CARGO_TERM_COLOR TM
         block_env+=("$var=${!var}")
     fi
 done
-run_readme_block "PostgreSQL recipe" "$PWD" "$work/recipe.sh" "${block_env[@]}"
+before=$(git status --porcelain --untracked-files=all)
+run_readme_block "PostgreSQL recipe" "$PWD" "$work/output" "$work/recipe.sh" "${block_env[@]}"
 
 # The recipe ends by stopping both instances; nothing of it may still run once they have shut
 # down (they finish in-flight requests first, none here).
@@ -71,3 +72,12 @@ if pgrep -g "$BLOCK_PGID" >/dev/null; then
     exit 1
 fi
 echo "the PostgreSQL recipe stopped everything it started"
+
+# Nor may it leave files in the repository beyond its logs under target/ (ignored, and removed
+# on exit).
+after=$(git status --porcelain --untracked-files=all)
+if [ "$after" != "$before" ]; then
+    echo "the PostgreSQL recipe changed the work tree:" >&2
+    diff <(printf '%s\n' "$before") <(printf '%s\n' "$after") >&2 || true
+    exit 1
+fi
