@@ -3,8 +3,8 @@
 # database on a free loopback port, and checks openapi.yaml against it:
 #   1. openapi-spec-validator and Redocly lint: the document itself is valid OpenAPI 3.0;
 #   2. the server serves exactly openapi.yaml at GET /openapi.yaml;
-#   3. the README's curl and HTTPie walkthroughs run as written, every request getting the
-#      status its step comment promises ("# Sign up: 201 ...");
+#   3. the README's curl and HTTPie walkthroughs run exactly as printed (only the port changes),
+#      and the statuses they print are the ones their step comments promise ("# Sign up: 201 ...");
 #   4. schemathesis, every check, all four phases (examples, coverage, fuzzing, and the stateful
 #      phase following the spec's links), authenticated as an admin (.ci/contract_hooks.py).
 # Tools install themselves into target/ci-venv (created only when missing, kept between runs) and
@@ -126,72 +126,21 @@ echo "listening on $URL"
 step "GET /openapi.yaml serves openapi.yaml"
 curl -fsS "$URL/openapi.yaml" | cmp - openapi.yaml
 
-# The README's walkthroughs, run as a reader would run them. Each is the ```sh block right after
-# its `<!-- walkthrough:NAME -->` marker. `localhost:8080` becomes the test server. `curl` and
-# `http` are wrapped to record the status of every request; the statuses must be, in order, the
-# ones the step comments promise (the first number after the first `:` or `?` of a comment like
-# `# Sign up: 201 with a token response.` or `# Who am I? 200 with the user.`).
-WALKTHROUGH_WRAPPERS=$(
-    cat <<'EOF'
-# A failing request fails the walkthrough inside `$(...)` too.
-shopt -s inherit_errexit
-curl() {
-    local headers status=0
-    headers=$(mktemp)
-    command curl -D "$headers" "$@" || status=$?
-    awk '/^HTTP\//{code = $2} END {print code}' "$headers" >>"$STATUS_LOG"
-    rm -f "$headers"
-    return "$status"
-}
-http() {
-    local out
-    out=$(command http --ignore-stdin --pretty=none --print=hb "$@") || return
-    printf '%s\n' "$out" | awk 'NR == 1 {print $2; exit}' >>"$STATUS_LOG"
-    # What HTTPie prints to a pipe by default: the body alone.
-    printf '%s\n' "$out" | awk 'body {print} /^\r?$/ {body = 1}'
-}
-EOF
-)
+# The README's walkthroughs, run exactly as printed (.ci/readme_blocks.sh): each is the ```sh
+# block right after its `<!-- walkthrough:NAME -->` marker, and the only change is the port,
+# `localhost:8080` becoming the test server's. Nothing wraps curl or http: the blocks print the
+# status of every request themselves, and those must be, in order, the statuses the step
+# comments promise. Standard input is not a terminal, as in a script.
+source .ci/readme_blocks.sh
 
 run_walkthrough() {
-    local name=$1 dir block expected actual
+    local name=$1 dir
     dir=$WORK/walkthrough-$name
     mkdir -p "$dir"
-    block=$(awk -v marker="<!-- walkthrough:$name -->" '
-        $0 == marker { armed = 1; next }
-        armed && !inside { if ($0 == "```sh") { inside = 1; next } else { exit 1 } }
-        inside && $0 == "```" { found = 1; exit }
-        inside { print }
-        END { if (!found) exit 1 }
-    ' README.md) || {
-        echo "README.md has no \`<!-- walkthrough:$name -->\` marker followed by a closed \`\`\`sh block" >&2
-        return 1
-    }
-    expected=$(printf '%s\n' "$block" | sed -nE 's/^#[^:?{]*[:?] ([1-5][0-9]{2})([^0-9].*)?$/\1/p')
-    if [ -z "$expected" ]; then
-        echo "the $name walkthrough promises no status in its step comments" >&2
-        return 1
-    fi
-    {
-        printf '%s\n' "$WALKTHROUGH_WRAPPERS"
-        printf '%s\n' "$block" | sed "s#localhost:8080#127.0.0.1:$PORT#g"
-    } >"$dir/walkthrough.sh"
-    : >"$dir/statuses"
-    if ! (cd "$dir" && STATUS_LOG=$dir/statuses HTTPIE_CONFIG_DIR=$dir/httpie \
-        PATH="$VENV/bin:$PATH" bash -euo pipefail "$dir/walkthrough.sh" >"$dir/output" 2>&1); then
-        cat "$dir/output"
-        echo "the $name walkthrough failed (statuses so far: $(tr '\n' ' ' <"$dir/statuses"))" >&2
-        return 1
-    fi
-    cat "$dir/output"
-    echo
-    actual=$(cat "$dir/statuses")
-    if [ "$actual" != "$expected" ]; then
-        echo "the $name walkthrough's requests got: ${actual//$'\n'/ }" >&2
-        echo "its step comments promise:           ${expected//$'\n'/ }" >&2
-        return 1
-    fi
-    echo "statuses as promised: ${actual//$'\n'/ }"
+    readme_block "walkthrough:$name" | sed -E "s/(localhost|127\.0\.0\.1):8080\b/\1:$PORT/g" \
+        >"$dir/walkthrough.sh"
+    PATH="$VENV/bin:$PATH" HTTPIE_CONFIG_DIR=$dir/httpie \
+        run_readme_block "$name walkthrough" "$dir" "$dir/output" "$dir/walkthrough.sh"
 }
 
 step "README walkthrough: curl"
