@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use clap::Args;
+use clap::{Args, FromArgMatches};
 
 use crate::abuse::{LimitsConfig, Rate};
 use crate::telemetry::LogFormat;
@@ -246,6 +246,18 @@ pub struct Config {
 }
 
 impl Config {
+    /// Every setting at its documented default, whatever the environment holds: what tests and
+    /// tools start from before changing the few values they need. A setting's default is written
+    /// once, in its `#[arg]`.
+    pub fn defaults() -> Self {
+        let command = Self::augment_args(clap::Command::new("latchkey"))
+            .mut_args(|arg| arg.env(None::<&'static str>));
+        command
+            .try_get_matches_from(["latchkey"])
+            .and_then(|matches| Self::from_arg_matches(&matches))
+            .unwrap_or_else(|err| unreachable!("the defaults do not parse: {err}"))
+    }
+
     pub fn limits(&self) -> LimitsConfig {
         LimitsConfig {
             enabled: self.rate_limits,
@@ -331,6 +343,19 @@ mod tests {
 
     fn parse(flag: &str, value: u64) -> Result<Config, clap::Error> {
         Cli::try_parse_from(["latchkey", &format!("--{flag}={value}")]).map(|cli| cli.config)
+    }
+
+    #[test]
+    fn the_defaults_are_the_documented_ones() {
+        let config = Config::defaults();
+        assert_eq!(config.addr, "127.0.0.1:8080");
+        assert_eq!(config.database_url, "sqlite://latchkey.db");
+        assert_eq!(config.jwt_secret, None);
+        assert_eq!(config.access_ttl, 900);
+        assert_eq!(config.refresh_ttl, 30 * 86_400);
+        assert_eq!(config.rate_login_per_ip, "20/min".parse().unwrap());
+        assert!(config.rate_limits);
+        assert_eq!(config.workers, None);
     }
 
     /// Found in the field: a refresh TTL this large was accepted, and every signup then panicked

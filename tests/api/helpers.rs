@@ -64,53 +64,20 @@ pub async fn spawn_app() -> TestApp {
 /// The application on a fresh database, with `customise` applied to the test configuration.
 pub async fn spawn_app_with(customise: impl FnOnce(&mut Config)) -> TestApp {
     let (database_url, database) = fresh_database().await;
-    let mut config = Config {
-        addr: "127.0.0.1:0".into(),
-        // SQLite runs without a configured secret, exercising the generated one; PostgreSQL
-        // refuses to start without one.
-        jwt_secret: is_postgres().then(|| TEST_SECRET.to_owned()),
-        jwt_keys: Vec::new(),
-        database_url,
-        issuer: "latchkey".into(),
-        access_ttl: 900,
-        refresh_ttl: 30 * 86_400,
-        session_max_age: 90 * 86_400,
-        refresh_reuse_interval: 10,
-        max_sessions_per_user: 100,
-        prune_interval: 600,
-        bcrypt_cost: 4,
-        // Tests log in many times from one address; tests/api/abuse.rs turns limits on.
-        rate_limits: false,
-        rate_login_per_ip: "20/min".parse().unwrap(),
-        rate_login_per_account: "10/min".parse().unwrap(),
-        rate_signup_per_ip: "10/min".parse().unwrap(),
-        rate_refresh_per_ip: "60/min".parse().unwrap(),
-        rate_forgot_per_ip: "20/h".parse().unwrap(),
-        rate_forgot_per_email: "5/h".parse().unwrap(),
-        rate_resend_per_user: "5/h".parse().unwrap(),
-        lockout_threshold: 5,
-        lockout_base_delay: 30,
-        rate_limit_keys: 10_000,
-        trusted_proxies: Vec::new(),
-        refresh_cookie: false,
-        log_format: latchkey::telemetry::LogFormat::Text,
-        metrics: true,
-        metrics_addr: None,
-        metrics_on_api: false,
-        cors_origins: Vec::new(),
-        bootstrap_admin_email: None,
-        bootstrap_admin_password: None,
-        // Mail goes to the log unless a test starts an SMTP sink (tests/api/smtp_sink.rs).
-        public_url: "http://app.test".into(),
-        reset_ttl: 3600,
-        verify_ttl: 86_400,
-        smtp_url: None,
-        mail_log_links: false,
-        mail_from: "Latchkey <no-reply@localhost>".into(),
-        require_email_verification: false,
-        hash_threads: Some(2),
-        workers: Some(1),
-    };
+    // The defaults, except what a test run needs: any free port, cheap hashing, no rate limits
+    // (tests log in many times from one address; tests/api/abuse.rs turns them on), few threads.
+    let mut config = Config::defaults();
+    config.addr = "127.0.0.1:0".into();
+    config.database_url = database_url;
+    // SQLite runs without a configured secret, exercising the generated one; PostgreSQL refuses
+    // to start without one.
+    config.jwt_secret = is_postgres().then(|| TEST_SECRET.to_owned());
+    config.bcrypt_cost = 4;
+    config.rate_limits = false;
+    // Mail goes to the log unless a test starts an SMTP sink (tests/api/smtp_sink.rs).
+    config.public_url = "http://app.test".into();
+    config.hash_threads = Some(2);
+    config.workers = Some(1);
     customise(&mut config);
     start(config, Arc::new(database)).await
 }
