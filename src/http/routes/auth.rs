@@ -8,6 +8,7 @@ use std::net::IpAddr;
 
 use super::password::Accepted;
 use super::sessions::revoke_sessions;
+use crate::abuse::DeviceId;
 use crate::auth::{RefreshToken, Verification};
 use crate::domain::{DisplayName, Email, Password, Role};
 use crate::http::error::{ApiError, FieldError, TokenProblem};
@@ -190,65 +191,19 @@ pub async fn login(
     ClientIp(ip): ClientIp,
     JsonBody(body): JsonBody<LoginBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let email = Email::parse(&body.email)
-        .map_err(|msg| ApiError::Validation(vec![FieldError::new("email", "invalid", msg)]))?;
-    if body.password.is_empty() {
-        return Err(ApiError::Validation(vec![FieldError::new(
-            "password",
-            "required",
-            "is required",
-        )]));
-    }
+    let email = body.parse_email()?;
     state.limits.address_attempt(ip)?;
     let credentials = state.store.credentials_by_email(&email).await?;
-    // A device token counts only for the account it was issued to. Any other (another
-    // account's, tampered, expired, signed with an old secret) is treated as absent rather than
-    // refused: it only ever decides which allowance the attempt is counted in.
-    let device = body
-        .device_token
-        .as_deref()
-        .and_then(|token| state.device_tokens.verify(token, store::now()))
-        .filter(|claim| {
-            credentials
-                .as_ref()
-                .is_some_and(|c| c.user.id == claim.user_id)
-        })
-        .map(|claim| claim.device);
+    let device = known_device(&state, &body, credentials.as_ref());
     state.limits.account_attempt(ip, email.as_str(), device)?;
-    let stored_hash = credentials.as_ref().map(|c| c.password_hash.as_str());
-    let known_user = credentials.as_ref().map(|c| c.user.id.to_string());
-    let verification = state
-        .hasher
-        .verify(&body.password, stored_hash)
-        .await
-        .map_err(ApiError::Internal)?;
-    let Some(credentials) = credentials.filter(|_| verification.matches()) else {
-        state.limits.attempt_failed(ip, email.as_str(), device);
-        state.metrics.login(false);
-        tracing::info!(
-            target: "latchkey::audit",
-            event = "login_failed",
-            user_id = known_user.as_deref().unwrap_or("unknown"),
-            %ip,
-            known_device = device.is_some(),
-            "login failed"
-        );
-        return Err(ApiError::InvalidCredentials);
+    let attempt = LoginAttempt {
+        ip,
+        email: &email,
+        device,
     };
-    state.limits.attempt_succeeded(ip, email.as_str(), device);
-    // Only a caller who knows the password learns that the account is disabled.
-    if credentials.user.disabled {
-        return Err(ApiError::AccountDisabled);
-    }
-    if state.email.verification_required() && !credentials.user.email_verified {
-        // Without a session the user cannot ask for another link, and the first one may have
-        // expired: send a fresh one, within the resend limit.
-        let user = &credentials.user;
-        if state.limits.resend_verification(user.id).is_ok() {
-            state.email.send_verification(user.id, user.email.clone());
-        }
-        return Err(ApiError::EmailNotVerified);
-    }
+    let (credentials, verification) =
+        check_login_password(&state, &attempt, credentials, &body.password).await?;
+    admit(&state, &credentials.user)?;
     upgrade_hash(&state, &credentials, &body.password, verification).await;
     let user = credentials.user;
     let (session, refresh_token, refresh) = new_session(&state, &req, ip, user.id)?;
@@ -267,6 +222,93 @@ pub async fn login(
         "login succeeded"
     );
     token_response(HttpResponse::Ok(), &state, user, session.id, refresh_token)
+}
+
+impl LoginBody {
+    fn parse_email(&self) -> Result<Email, ApiError> {
+        let email = Email::parse(&self.email)
+            .map_err(|msg| ApiError::Validation(vec![FieldError::new("email", "invalid", msg)]))?;
+        if self.password.is_empty() {
+            return Err(ApiError::Validation(vec![FieldError::new(
+                "password",
+                "required",
+                "is required",
+            )]));
+        }
+        Ok(email)
+    }
+}
+
+/// Who is trying: what the limits and the audit log count a login attempt by.
+struct LoginAttempt<'a> {
+    ip: IpAddr,
+    email: &'a Email,
+    device: Option<DeviceId>,
+}
+
+/// The device of a device token issued to this account. Any other (another account's,
+/// tampered, expired, signed with an old secret) is treated as absent rather than refused: it
+/// only ever decides which allowance the attempt is counted in.
+fn known_device(
+    state: &AppState,
+    body: &LoginBody,
+    credentials: Option<&Credentials>,
+) -> Option<DeviceId> {
+    body.device_token
+        .as_deref()
+        .and_then(|token| state.device_tokens.verify(token, store::now()))
+        .filter(|claim| credentials.is_some_and(|c| c.user.id == claim.user_id))
+        .map(|claim| claim.device)
+}
+
+/// Verifies the password (against a dummy hash when there is no such account, so both take the
+/// same time) and counts the attempt; a wrong password and an unknown account look the same.
+async fn check_login_password(
+    state: &AppState,
+    attempt: &LoginAttempt<'_>,
+    credentials: Option<Credentials>,
+    password: &str,
+) -> Result<(Credentials, Verification), ApiError> {
+    let LoginAttempt { ip, email, device } = *attempt;
+    let stored_hash = credentials.as_ref().map(|c| c.password_hash.as_str());
+    let known_user = credentials.as_ref().map(|c| c.user.id.to_string());
+    let verification = state
+        .hasher
+        .verify(password, stored_hash)
+        .await
+        .map_err(ApiError::Internal)?;
+    let Some(credentials) = credentials.filter(|_| verification.matches()) else {
+        state.limits.attempt_failed(ip, email.as_str(), device);
+        state.metrics.login(false);
+        tracing::info!(
+            target: "latchkey::audit",
+            event = "login_failed",
+            user_id = known_user.as_deref().unwrap_or("unknown"),
+            %ip,
+            known_device = device.is_some(),
+            "login failed"
+        );
+        return Err(ApiError::InvalidCredentials);
+    };
+    state.limits.attempt_succeeded(ip, email.as_str(), device);
+    Ok((credentials, verification))
+}
+
+/// Whether a user who proved the password may have a session. Only a caller who knows the
+/// password learns that the account is disabled or unverified.
+fn admit(state: &AppState, user: &User) -> Result<(), ApiError> {
+    if user.disabled {
+        return Err(ApiError::AccountDisabled);
+    }
+    if state.email.verification_required() && !user.email_verified {
+        // Without a session the user cannot ask for another link, and the first one may have
+        // expired: send a fresh one, within the resend limit.
+        if state.limits.resend_verification(user.id).is_ok() {
+            state.email.send_verification(user.id, user.email.clone());
+        }
+        return Err(ApiError::EmailNotVerified);
+    }
+    Ok(())
 }
 
 /// Rotates a refresh token. Presenting one that was rotated away is treated as theft (RFC 9700

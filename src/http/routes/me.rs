@@ -56,44 +56,11 @@ pub async fn update_me(
     ClientIp(ip): ClientIp,
     JsonBody(body): JsonBody<UpdateMeBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let mut errors = Vec::new();
-    let email = body
-        .email
-        .as_deref()
-        .map(Email::parse)
-        .transpose()
-        .map_err(|msg| errors.push(FieldError::new("email", "invalid", msg)))
-        .ok()
-        .flatten();
-    let name = body
-        .name
-        .as_deref()
-        .map(DisplayName::parse)
-        .transpose()
-        .map_err(|msg| errors.push(FieldError::new("name", "invalid", msg)))
-        .ok()
-        .flatten();
-    if !errors.is_empty() {
-        return Err(ApiError::Validation(errors));
-    }
+    let (email, name) = body.parse()?;
     let credentials = own_credentials(&state, &caller).await?;
     let email = email.filter(|email| email.as_str() != credentials.user.email);
-    if email.is_some() {
-        let Some(current_password) = body.current_password.as_deref() else {
-            return Err(ApiError::Validation(vec![FieldError::new(
-                "current_password",
-                "required",
-                "is required to change the email",
-            )]));
-        };
-        check_password(&state, ip, &credentials, current_password).await?;
-        // A courtesy to catch a mistyped address early; the address is reserved only when the
-        // change is confirmed, which checks again.
-        if let Some(new_email) = &email
-            && state.store.credentials_by_email(new_email).await?.is_some()
-        {
-            return Err(ApiError::EmailTaken);
-        }
+    if let Some(new_email) = &email {
+        check_email_change(&state, ip, &credentials, &body, new_email).await?;
     }
     let changes = UserChanges {
         name,
@@ -124,6 +91,59 @@ pub async fn update_me(
             user,
             pending_email: email.map(|email| email.as_str().to_owned()),
         }))
+}
+
+impl UpdateMeBody {
+    /// The new email and name, each parsed if given (a blank name is `Some(None)`: no name);
+    /// every invalid one is reported.
+    fn parse(&self) -> Result<(Option<Email>, Option<Option<DisplayName>>), ApiError> {
+        let mut errors = Vec::new();
+        let email = self
+            .email
+            .as_deref()
+            .map(Email::parse)
+            .transpose()
+            .map_err(|msg| errors.push(FieldError::new("email", "invalid", msg)))
+            .ok()
+            .flatten();
+        let name = self
+            .name
+            .as_deref()
+            .map(DisplayName::parse)
+            .transpose()
+            .map_err(|msg| errors.push(FieldError::new("name", "invalid", msg)))
+            .ok()
+            .flatten();
+        if errors.is_empty() {
+            Ok((email, name))
+        } else {
+            Err(ApiError::Validation(errors))
+        }
+    }
+}
+
+/// A change of email needs the current password, and an address no account has.
+async fn check_email_change(
+    state: &AppState,
+    ip: IpAddr,
+    credentials: &Credentials,
+    body: &UpdateMeBody,
+    new_email: &Email,
+) -> Result<(), ApiError> {
+    let Some(current_password) = body.current_password.as_deref() else {
+        return Err(ApiError::Validation(vec![FieldError::new(
+            "current_password",
+            "required",
+            "is required to change the email",
+        )]));
+    };
+    check_password(state, ip, credentials, current_password).await?;
+    // A courtesy to catch a mistyped address early; the address is reserved only when the
+    // change is confirmed, which checks again.
+    if state.store.credentials_by_email(new_email).await?.is_some() {
+        return Err(ApiError::EmailTaken);
+    }
+    Ok(())
 }
 
 #[derive(Deserialize)]
