@@ -6,6 +6,7 @@ pub mod accounts;
 pub mod auth;
 pub mod config;
 pub mod domain;
+pub mod healthcheck;
 pub mod http;
 pub mod mail;
 pub mod metrics;

@@ -6,7 +6,7 @@
 //! [`RevocationList`] (other instances learn of it through the store's revocation feed). The
 //! store's calls that end sessions live on [`SessionStore`], which only this service holds;
 //! handlers get a [`crate::store::Store`], which cannot reach them. So every revocation passes
-//! through [`Sessions::ended`], which applies it here, counts it and writes the audit event,
+//! through `Sessions::ended`, which applies it here, counts it and writes the audit event,
 //! and a new endpoint cannot forget to.
 //!
 //! A handler has the service but not the trait, so it cannot end a session by hand:

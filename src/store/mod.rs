@@ -2,6 +2,7 @@
 //! per database, chosen from the URL scheme. Both implementations share their queries (see `queries.rs`); what differs is how
 //! a pool is opened and which migrations it runs.
 
+mod model;
 mod postgres;
 mod queries;
 mod sqlite;
@@ -14,8 +15,13 @@ use chrono::{DateTime, SubsecRound, Utc};
 use uuid::Uuid;
 
 use crate::auth::RevocationList;
-use crate::domain::{DisplayName, Email, Role};
+use crate::domain::Email;
 
+pub use model::{
+    AccountChange, Backend, Credentials, EmailTokenPurpose, NewEmailToken, NewRefreshToken,
+    NewSession, NewUser, PoolStats, RefreshOutcome, RevokeScope, Rotation, SessionInfo, TokenCheck,
+    User, UserChanges, UserQuery,
+};
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
@@ -71,188 +77,6 @@ impl From<sqlx::Error> for StoreError {
             Self::Database(err)
         }
     }
-}
-
-/// Connection pool usage, for the metrics.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PoolStats {
-    pub connections: u32,
-    pub idle: usize,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
-    Sqlite,
-    Postgres,
-}
-
-/// A user as the API shows it: no password hash in sight.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct User {
-    pub id: Uuid,
-    pub email: String,
-    pub name: Option<String>,
-    pub role: Role,
-    pub disabled: bool,
-    /// Whether the user has proven, through a mailed token, that the email is theirs.
-    pub email_verified: bool,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-}
-
-/// A user together with the hash their password is checked against.
-pub struct Credentials {
-    pub user: User,
-    pub password_hash: String,
-}
-
-pub struct NewUser {
-    pub id: Uuid,
-    pub email: Email,
-    pub password_hash: String,
-    pub name: Option<DisplayName>,
-    pub role: Role,
-    pub created_at: DateTime<Utc>,
-    /// `Some` for accounts an operator creates: the operator vouches for the address.
-    pub email_verified_at: Option<DateTime<Utc>>,
-}
-
-/// Changes to a user; `None` leaves a field as it is. The email is not among them: a new address
-/// takes effect only through a mailed link ([`Store::confirm_email_change`]).
-#[derive(Default)]
-pub struct UserChanges {
-    /// `Some(None)` clears the name.
-    pub name: Option<Option<DisplayName>>,
-    pub role: Option<Role>,
-    pub disabled: Option<bool>,
-}
-
-/// One page of the user list, in creation order.
-pub struct UserQuery {
-    pub limit: u32,
-    /// Only users created after this user (by `created_at`, then `id`).
-    pub after: Option<(DateTime<Utc>, Uuid)>,
-    /// Only emails starting with this (already lower-cased) prefix.
-    pub email_prefix: Option<String>,
-}
-
-/// A change that went through, with the sessions it revoked.
-pub struct AccountChange<T> {
-    pub value: T,
-    pub revoked: Vec<Uuid>,
-}
-
-pub struct NewSession {
-    pub id: Uuid,
-    pub user_id: Uuid,
-    pub created_at: DateTime<Utc>,
-    pub expires_at: DateTime<Utc>,
-    pub user_agent: Option<String>,
-    pub ip: Option<String>,
-}
-
-/// The stored form of a refresh token: its SHA-256 and its expiry.
-pub struct NewRefreshToken {
-    pub hash: String,
-    pub created_at: DateTime<Utc>,
-    pub expires_at: DateTime<Utc>,
-}
-
-/// A refresh token exchanged for its successor.
-pub struct Rotation {
-    pub user: User,
-    pub session_id: Uuid,
-}
-
-/// What a refresh token presented as proof of a session (cookie-mode logout) turned out to be.
-pub enum TokenCheck {
-    /// The live token of a live session.
-    Live { user_id: Uuid, session_id: Uuid },
-    /// Rotated within the reuse interval: a refresh raced this request. Not proof of anything,
-    /// and not theft either.
-    JustRotated,
-    /// Rotated away before the reuse interval: someone holds a copy, so the whole session has
-    /// been revoked.
-    Reused {
-        user_id: Uuid,
-        session_id: Uuid,
-        revoked_at: DateTime<Utc>,
-    },
-    /// Unknown or expired, or its session is revoked, expired or its account disabled.
-    Invalid,
-}
-
-/// What presenting a refresh token led to.
-pub enum RefreshOutcome {
-    /// The token was live: it is spent and its successor stored.
-    Rotated(Rotation),
-    /// The token was rotated within the reuse interval (a concurrent refresh) and its successor
-    /// is still the session's live token: the caller hands out that successor again.
-    Replayed(Rotation),
-    /// The token was rotated away before the reuse interval: someone holds a copy, so the whole
-    /// session has been revoked.
-    Reused {
-        user_id: Uuid,
-        session_id: Uuid,
-        revoked_at: DateTime<Utc>,
-    },
-    /// Unknown, expired, or its session revoked or past its absolute lifetime.
-    Invalid,
-    /// The token is live, but its user has not verified their email address, which is
-    /// required: nothing was spent or stored.
-    Unverified,
-}
-
-/// What a mailed token is for; a token of one purpose is never accepted for another.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EmailTokenPurpose {
-    PasswordReset,
-    EmailVerification,
-    /// Mailed to a new address; confirms the change to it.
-    EmailChange,
-}
-
-impl EmailTokenPurpose {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::PasswordReset => "password_reset",
-            Self::EmailVerification => "email_verification",
-            Self::EmailChange => "email_change",
-        }
-    }
-}
-
-/// The stored form of a mailed token: its SHA-256, never the token.
-pub struct NewEmailToken {
-    pub hash: String,
-    pub user_id: Uuid,
-    pub purpose: EmailTokenPurpose,
-    /// The account's address when the token was made; the token counts only while the account
-    /// has it. The token is mailed to it, except for an email change.
-    pub email: String,
-    /// For an email change, and only then: the new address, where the token is mailed.
-    pub new_email: Option<String>,
-    pub created_at: DateTime<Utc>,
-    pub expires_at: DateTime<Utc>,
-}
-
-/// Which of a user's sessions to revoke.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RevokeScope {
-    Only(Uuid),
-    AllExcept(Uuid),
-    All,
-}
-
-/// A live session, as its owner sees it in a device list.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SessionInfo {
-    pub id: Uuid,
-    pub created_at: DateTime<Utc>,
-    pub last_used_at: DateTime<Utc>,
-    pub expires_at: DateTime<Utc>,
-    pub user_agent: Option<String>,
-    pub ip: Option<String>,
 }
 
 #[async_trait]
