@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use tokio::sync::OwnedMutexGuard;
 use uuid::Uuid;
 
-use super::{Credentials, SessionInfo, StoreError, User};
+use super::{Credentials, RefreshOutcome, SessionInfo, StoreError, User};
 use crate::domain::Role;
 
 /// A write transaction, holding its backend's turn to write for as long as it lives (SQLite: see
@@ -144,6 +144,19 @@ pub(super) fn prefix_pattern(prefix: &str) -> String {
     format!("{escaped}%")
 }
 
+/// The user a refresh may go on for: the owner of a live session, verified when that is required.
+/// Otherwise the outcome to answer with.
+pub(super) fn admit_refresh(
+    owner: Option<User>,
+    require_verified: bool,
+) -> Result<User, RefreshOutcome> {
+    match owner {
+        None => Err(RefreshOutcome::Invalid),
+        Some(user) if require_verified && !user.email_verified => Err(RefreshOutcome::Unverified),
+        Some(user) => Ok(user),
+    }
+}
+
 pub(super) fn map_insert_user_error(err: sqlx::Error) -> StoreError {
     match &err {
         sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::EmailTaken,
@@ -164,7 +177,8 @@ macro_rules! impl_store {
 
         use $crate::domain::{Email, Role};
         use $crate::store::queries::{
-            CredentialsRow, SessionRow, UserRow, map_insert_user_error, prefix_pattern, user_columns,
+            CredentialsRow, SessionRow, UserRow, admit_refresh, map_insert_user_error, prefix_pattern,
+            user_columns,
         };
         use $crate::store::{
             AccountChange, Backend, Credentials, EmailTokenPurpose, NewEmailToken,
@@ -644,81 +658,42 @@ macro_rules! impl_store {
             ) -> Result<RefreshOutcome, StoreError> {
                 let now = next.created_at;
                 let mut tx = self.begin_write().await?;
-                // The conditional UPDATE is the lock: of concurrent refreshes with one token,
-                // exactly one sees `rotated_at IS NULL`; the others wait for it to commit and
-                // then find the token rotated.
-                let rotated: Option<Uuid> = sqlx::query_scalar(
-                    "UPDATE refresh_tokens SET rotated_at = $2 \
-                     WHERE token_hash = $1 AND rotated_at IS NULL AND expires_at > $2 \
-                     RETURNING session_id",
-                )
-                .bind(presented)
-                .bind(now)
-                .fetch_optional(&mut *tx)
-                .await?;
-                if let Some(session_id) = rotated {
-                    let Some(user) = live_session_owner(&mut tx, session_id, now).await? else {
-                        return Ok(RefreshOutcome::Invalid);
+                // Every `return` before a commit drops `tx` uncommitted, which rolls back what it
+                // wrote (the claimed rotation): a refused refresh changes nothing.
+                if let Some(session_id) = claim_rotation(&mut tx, presented, now).await? {
+                    let owner = live_session_owner(&mut tx, session_id, now).await?;
+                    let user = match admit_refresh(owner, require_verified) {
+                        Ok(user) => user,
+                        Err(refused) => return Ok(refused),
                     };
-                    // Returning drops the transaction: the rotation above is rolled back.
-                    if require_verified && !user.email_verified {
-                        return Ok(RefreshOutcome::Unverified);
-                    }
-                    sqlx::query(
-                        "INSERT INTO refresh_tokens (token_hash, session_id, created_at, expires_at) \
-                         VALUES ($1, $2, $3, $4)",
-                    )
-                    .bind(&next.hash)
-                    .bind(session_id)
-                    .bind(next.created_at)
-                    .bind(next.expires_at)
-                    .execute(&mut *tx)
-                    .await?;
+                    insert_refresh_token(&mut tx, session_id, next).await?;
                     touch_session(&mut tx, session_id, now).await?;
                     tx.commit().await?;
                     return Ok(RefreshOutcome::Rotated(Rotation { user, session_id }));
                 }
-
-                let spent: Option<(Uuid, Option<DateTime<Utc>>)> = sqlx::query_as(
-                    "SELECT session_id, rotated_at FROM refresh_tokens WHERE token_hash = $1",
-                )
-                .bind(presented)
-                .fetch_optional(&mut *tx)
-                .await?;
-                let Some((session_id, Some(rotated_at))) = spent else {
+                let Some((session_id, rotated_at)) = rotated_token(&mut tx, presented).await? else {
                     // Unknown, or never rotated and so expired.
                     return Ok(RefreshOutcome::Invalid);
                 };
-                if rotated_at >= reuse_since {
-                    // A concurrent refresh with the same token: answer with the successor the
-                    // first caller got, provided it is still the session's live token.
-                    let successor_live: Option<i32> = sqlx::query_scalar(
-                        "SELECT 1 FROM refresh_tokens WHERE token_hash = $1 AND session_id = $2 \
-                         AND rotated_at IS NULL AND expires_at > $3",
-                    )
-                    .bind(&next.hash)
-                    .bind(session_id)
-                    .bind(now)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                    let owner = match successor_live {
-                        Some(_) => live_session_owner(&mut tx, session_id, now).await?,
-                        None => None,
-                    };
-                    let Some(user) = owner else {
-                        return Ok(RefreshOutcome::Invalid);
-                    };
-                    if require_verified && !user.email_verified {
-                        return Ok(RefreshOutcome::Unverified);
-                    }
-                    touch_session(&mut tx, session_id, now).await?;
+                if rotated_at < reuse_since {
+                    let user_id = revoke_as_stolen(&mut tx, session_id, now).await?;
                     tx.commit().await?;
-                    return Ok(RefreshOutcome::Replayed(Rotation { user, session_id }));
+                    return Ok(RefreshOutcome::Reused { user_id, session_id, revoked_at: now });
                 }
-
-                let user_id = revoke_as_stolen(&mut tx, session_id, now).await?;
+                // A concurrent refresh with the same token: answer with the successor the first
+                // caller got, provided it is still the session's live token.
+                let owner = if successor_is_live(&mut tx, session_id, next, now).await? {
+                    live_session_owner(&mut tx, session_id, now).await?
+                } else {
+                    None
+                };
+                let user = match admit_refresh(owner, require_verified) {
+                    Ok(user) => user,
+                    Err(refused) => return Ok(refused),
+                };
+                touch_session(&mut tx, session_id, now).await?;
                 tx.commit().await?;
-                Ok(RefreshOutcome::Reused { user_id, session_id, revoked_at: now })
+                Ok(RefreshOutcome::Replayed(Rotation { user, session_id }))
             }
 
             async fn check_refresh_token(
@@ -902,17 +877,78 @@ macro_rules! impl_store {
             .bind(session.ip.as_deref())
             .execute(&mut **tx)
             .await?;
+            insert_refresh_token(tx, session.id, refresh).await
+        }
+
+        async fn insert_refresh_token(
+            tx: &mut WriteTx<$db>,
+            session_id: Uuid,
+            token: &NewRefreshToken,
+        ) -> Result<(), StoreError> {
             sqlx::query(
                 "INSERT INTO refresh_tokens (token_hash, session_id, created_at, expires_at) \
                  VALUES ($1, $2, $3, $4)",
             )
-            .bind(&refresh.hash)
-            .bind(session.id)
-            .bind(refresh.created_at)
-            .bind(refresh.expires_at)
+            .bind(&token.hash)
+            .bind(session_id)
+            .bind(token.created_at)
+            .bind(token.expires_at)
             .execute(&mut **tx)
             .await?;
             Ok(())
+        }
+
+        /// Marks a live refresh token rotated and returns its session. The conditional UPDATE is
+        /// the lock: of concurrent refreshes with one token, exactly one sees `rotated_at IS
+        /// NULL`; the others wait for it to commit and then find the token rotated.
+        async fn claim_rotation(
+            tx: &mut WriteTx<$db>,
+            presented: &str,
+            now: DateTime<Utc>,
+        ) -> Result<Option<Uuid>, StoreError> {
+            Ok(sqlx::query_scalar(
+                "UPDATE refresh_tokens SET rotated_at = $2 \
+                 WHERE token_hash = $1 AND rotated_at IS NULL AND expires_at > $2 \
+                 RETURNING session_id",
+            )
+            .bind(presented)
+            .bind(now)
+            .fetch_optional(&mut **tx)
+            .await?)
+        }
+
+        /// The session of a token that was rotated away, and when; `None` for an unknown token
+        /// or one never rotated.
+        async fn rotated_token(
+            tx: &mut WriteTx<$db>,
+            presented: &str,
+        ) -> Result<Option<(Uuid, DateTime<Utc>)>, StoreError> {
+            let spent: Option<(Uuid, Option<DateTime<Utc>>)> = sqlx::query_as(
+                "SELECT session_id, rotated_at FROM refresh_tokens WHERE token_hash = $1",
+            )
+            .bind(presented)
+            .fetch_optional(&mut **tx)
+            .await?;
+            Ok(spent.and_then(|(session_id, rotated_at)| Some((session_id, rotated_at?))))
+        }
+
+        /// Whether `next` is still the live token of the session.
+        async fn successor_is_live(
+            tx: &mut WriteTx<$db>,
+            session_id: Uuid,
+            next: &NewRefreshToken,
+            now: DateTime<Utc>,
+        ) -> Result<bool, StoreError> {
+            let live: Option<i32> = sqlx::query_scalar(
+                "SELECT 1 FROM refresh_tokens WHERE token_hash = $1 AND session_id = $2 \
+                 AND rotated_at IS NULL AND expires_at > $3",
+            )
+            .bind(&next.hash)
+            .bind(session_id)
+            .bind(now)
+            .fetch_optional(&mut **tx)
+            .await?;
+            Ok(live.is_some())
         }
 
         /// The owner of a session that is neither revoked nor past its absolute lifetime.
