@@ -9,9 +9,9 @@
 #      through openapi-fetch.
 #   3. Browser: examples/spa served by python3 -m http.server on its own loopback port (another
 #      origin than the API's, allowed by LATCHKEY_CORS_ORIGINS), driven in Debian's headless
-#      Chromium by examples/spa/test/spa.test.mjs (playwright-core), against an API with a 2 s
-#      access-token lifetime so the page's refresh-on-401 path runs. Screenshots:
-#      target/spa.png, target/spa-logged-out.png.
+#      Chromium by examples/spa/test/spa.test.mjs (playwright-core), against an API in
+#      refresh-cookie mode (LATCHKEY_REFRESH_COOKIE=true) with a 2 s access-token lifetime so the
+#      page's refresh-on-401 path runs. Screenshots: target/spa.png, target/spa-logged-out.png.
 #
 # Installs what it needs on a clean machine (Chromium from Debian when /usr/bin/chromium is
 # missing, the venv, node_modules from the committed lock files), and stops every process it
@@ -197,8 +197,13 @@ step "2/3 TypeScript SDK (openapi-typescript + openapi-fetch)"
 )
 
 # ---------------------------------------------------------------------------------------------
-step "3/3 Browser example (Chromium, access tokens of $SPA_ACCESS_TTL s)"
-start_api api-spa LATCHKEY_ACCESS_TTL=$SPA_ACCESS_TTL
+step "3/3 Browser example (Chromium, refresh cookie, access tokens of $SPA_ACCESS_TTL s)"
+# The cookie is Secure, SameSite=Strict, and the page is served over plain http: Chromium takes
+# http://127.0.0.1 as a secure context (loopback), so it stores and sends Secure cookies there,
+# and the page's origin (another port of 127.0.0.1) is the same site as the API, so the Strict
+# cookie goes with the page's fetches. Cookie-authenticated requests must come from an origin in
+# LATCHKEY_CORS_ORIGINS (start_api sets the page's).
+start_api api-spa LATCHKEY_REFRESH_COOKIE=true LATCHKEY_ACCESS_TTL=$SPA_ACCESS_TTL
 SPA_API=$API_URL
 echo "API $SPA_API; page $SPA_ORIGIN/index.html?api=$SPA_API"
 (
