@@ -23,7 +23,9 @@ COPY Cargo.toml Cargo.lock build.rs ./
 # without benches/auth.rs the manifest is rejected. The bench itself is not compiled.
 COPY benches ./benches
 # Embedded at compile time: migrations through sqlx::migrate!, the OpenAPI document and the
-# mail templates through include_str!.
+# mail templates through include_str!, and the API reference page's Redoc bundle (assets/redoc/,
+# served at GET /docs) through include_bytes!.
+COPY assets ./assets
 COPY migrations ./migrations
 COPY openapi.yaml ./openapi.yaml
 COPY templates ./templates

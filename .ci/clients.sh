@@ -9,9 +9,13 @@
 #      through openapi-fetch.
 #   3. Browser: examples/spa served by python3 -m http.server on its own loopback port (another
 #      origin than the API's, allowed by LATCHKEY_CORS_ORIGINS), driven in Debian's headless
-#      Chromium by examples/spa/test/spa.test.mjs (playwright-core), against an API with a 2 s
-#      access-token lifetime so the page's refresh-on-401 path runs. Screenshots:
-#      target/spa.png, target/spa-logged-out.png.
+#      Chromium by examples/spa/test/spa.test.mjs (playwright-core), against an API in
+#      refresh-cookie mode (LATCHKEY_REFRESH_COOKIE=true) with a 2 s access-token lifetime so the
+#      page's refresh-on-401 path runs. Screenshots: target/spa.png, target/spa-logged-out.png.
+#   4. API reference: examples/spa/test/docs.test.mjs opens the API's GET /docs in the same
+#      Chromium with every request to another host aborted, waits for Redoc to render
+#      openapi.yaml and fails on any such request, CSP refusal or script error. Screenshot:
+#      target/docs.png.
 #
 # Installs what it needs on a clean machine (Chromium from Debian when /usr/bin/chromium is
 # missing, the venv, node_modules from the committed lock files), and stops every process it
@@ -170,7 +174,7 @@ SDK_API=$API_URL
 echo "API $SDK_API (default access-token lifetime); page server $SPA_ORIGIN"
 
 # ---------------------------------------------------------------------------------------------
-step "1/3 Python SDK (openapi-python-client $OPENAPI_PYTHON_CLIENT_VERSION)"
+step "1/4 Python SDK (openapi-python-client $OPENAPI_PYTHON_CLIENT_VERSION)"
 rm -rf "$SDK_PY"
 mkdir -p "$(dirname "$SDK_PY")"
 "$VENV/bin/openapi-python-client" generate \
@@ -185,7 +189,7 @@ mkdir -p "$(dirname "$SDK_PY")"
 "$VENV/bin/python" clients/python/flow.py "$SDK_API"
 
 # ---------------------------------------------------------------------------------------------
-step "2/3 TypeScript SDK (openapi-typescript + openapi-fetch)"
+step "2/4 TypeScript SDK (openapi-typescript + openapi-fetch)"
 (
     cd clients/typescript
     rm -rf generated
@@ -197,8 +201,13 @@ step "2/3 TypeScript SDK (openapi-typescript + openapi-fetch)"
 )
 
 # ---------------------------------------------------------------------------------------------
-step "3/3 Browser example (Chromium, access tokens of $SPA_ACCESS_TTL s)"
-start_api api-spa LATCHKEY_ACCESS_TTL=$SPA_ACCESS_TTL
+step "3/4 Browser example (Chromium, refresh cookie, access tokens of $SPA_ACCESS_TTL s)"
+# The cookie is Secure, SameSite=Strict, and the page is served over plain http: Chromium takes
+# http://127.0.0.1 as a secure context (loopback), so it stores and sends Secure cookies there,
+# and the page's origin (another port of 127.0.0.1) is the same site as the API, so the Strict
+# cookie goes with the page's fetches. Cookie-authenticated requests must come from an origin in
+# LATCHKEY_CORS_ORIGINS (start_api sets the page's).
+start_api api-spa LATCHKEY_REFRESH_COOKIE=true LATCHKEY_ACCESS_TTL=$SPA_ACCESS_TTL
 SPA_API=$API_URL
 echo "API $SPA_API; page $SPA_ORIGIN/index.html?api=$SPA_API"
 (
@@ -212,4 +221,15 @@ echo "API $SPA_API; page $SPA_ORIGIN/index.html?api=$SPA_API"
 )
 echo "screenshots: target/spa.png, target/spa-logged-out.png"
 
-step "clients: all three checks passed"
+# ---------------------------------------------------------------------------------------------
+step "4/4 API reference: GET /docs in Chromium, offline"
+(
+    cd examples/spa/test
+    API_URL="$SDK_API" \
+        SCREENSHOT="$ROOT/target/docs.png" \
+        CHROMIUM="$CHROMIUM" \
+        node --test --test-reporter=spec docs.test.mjs
+)
+echo "screenshot: target/docs.png"
+
+step "clients: all four checks passed"

@@ -1,11 +1,14 @@
 // Latchkey browser example: no framework, no build step.
 //
 // Open index.html?api=http://127.0.0.1:8080 from a web server on another origin, and start
-// Latchkey with LATCHKEY_CORS_ORIGINS set to this page's origin (e.g. http://127.0.0.1:8000).
+// Latchkey with LATCHKEY_REFRESH_COOKIE=true and LATCHKEY_CORS_ORIGINS set to this page's origin
+// (e.g. http://127.0.0.1:8000).
 //
-// The tokens are kept in the `session` variable below and nowhere else: not in localStorage,
-// sessionStorage or cookies. A real deployment should keep the refresh token in Latchkey's
-// HttpOnly refresh cookie mode once it is available, out of reach of page scripts.
+// Refresh-cookie mode: the refresh token is an HttpOnly cookie (`latchkey_refresh`, path
+// /v1/auth) that the browser keeps and sends, and no script on this page can read. Token
+// responses carry no refresh_token. The access token lives in the `session` variable below and
+// nowhere else (not in localStorage, sessionStorage or a readable cookie); a reload loses it, and
+// the page gets a new one from the cookie.
 (function () {
   "use strict";
 
@@ -24,10 +27,17 @@
     }
   })();
 
-  // In memory only: { accessToken, refreshToken, user } or null.
+  // In memory only: { accessToken, user } or null. The refresh token is not here: it is the
+  // HttpOnly cookie, out of reach of this script.
   let session = null;
-  // One refresh at a time: concurrent 401s wait for the same refresh.
+  // One refresh at a time: concurrent 401s wait for the same refresh. Each refresh spends the
+  // cookie it sends, so two at once would present the same cookie twice.
   let refreshing = null;
+
+  // Sent with every request the cookie authenticates (refresh, logout). A page on another origin
+  // cannot add a custom header without a CORS preflight, which only allowed origins pass, so the
+  // API takes it as proof the request comes from this app (CSRF).
+  const CSRF = { "X-Latchkey-Csrf": "1" };
 
   function showStatus(state, text) {
     const status = $("status");
@@ -54,8 +64,13 @@
 
   // One HTTP call to the API. Answers { status, body } where body is the parsed JSON (a token
   // response, a user, or a problem document with a `code`), or null for an empty answer.
-  async function call(method, path, { body, token } = {}) {
-    const headers = { Accept: "application/json" };
+  //
+  // `cookie: true` is for the calls that set or send the refresh cookie (signup, login,
+  // refresh, logout): a cross-origin fetch stores a Set-Cookie and sends cookies only with
+  // credentials "include". Every other call omits credentials; the cookie's Path=/v1/auth keeps
+  // it off them anyway.
+  async function call(method, path, { body, token, headers: extra, cookie = false } = {}) {
+    const headers = { Accept: "application/json", ...extra };
     if (body !== undefined) headers["Content-Type"] = "application/json";
     if (token) headers.Authorization = "Bearer " + token;
     let response;
@@ -64,7 +79,7 @@
         method,
         headers,
         body: body === undefined ? undefined : JSON.stringify(body),
-        credentials: "omit",
+        credentials: cookie ? "include" : "omit",
         cache: "no-store",
       });
     } catch (error) {
@@ -79,11 +94,7 @@
   }
 
   function startSession(tokens) {
-    session = {
-      accessToken: tokens.access_token,
-      refreshToken: tokens.refresh_token,
-      user: tokens.user,
-    };
+    session = { accessToken: tokens.access_token, user: tokens.user };
   }
 
   function endSession(why) {
@@ -91,18 +102,25 @@
     showLoggedOut(why);
   }
 
-  // Trades the refresh token for a new pair. Answers true when the session goes on.
-  function refresh() {
-    if (!session) return Promise.resolve(false);
+  // Why a refresh failed, for the status line. Without a cookie (never logged in here, or logged
+  // out) the API answers 422: the refresh token it needs is missing.
+  function refreshFailure(status, body) {
+    if (status === 422) return "no refresh cookie";
+    return body && body.code ? body.code : "refresh failed";
+  }
+
+  // Trades the refresh cookie for a new access token (and a new cookie): POST with no body, the
+  // cookie and the CSRF header. Answers true when the session goes on. Tried even when this
+  // page holds no session: after a reload the cookie is all that is left of one.
+  function refresh(quiet) {
     if (!refreshing) {
-      const spent = session.refreshToken;
-      refreshing = call("POST", "/v1/auth/refresh", { body: { refresh_token: spent } })
+      refreshing = call("POST", "/v1/auth/refresh", { headers: CSRF, cookie: true })
         .then(({ status, body }) => {
           if (status === 200) {
             startSession(body);
             return true;
           }
-          endSession(body && body.code ? body.code : "refresh failed");
+          endSession(quiet ? undefined : refreshFailure(status, body));
           return false;
         })
         .finally(() => {
@@ -115,8 +133,8 @@
   // A call with the access token; on 401 it refreshes once and retries once.
   async function authorized(method, path, options = {}) {
     const first = await call(method, path, { ...options, token: session && session.accessToken });
-    if (first.status !== 401 || !session) return first;
-    if (!(await refresh())) return first;
+    if (first.status !== 401) return first;
+    if (!(await refresh())) return null;
     return call(method, path, { ...options, token: session.accessToken });
   }
 
@@ -126,7 +144,7 @@
 
   async function signIn(path) {
     showStatus("busy", "Working…");
-    const { status, body } = await call("POST", path, { body: credentials() });
+    const { status, body } = await call("POST", path, { body: credentials(), cookie: true });
     if (status === 200 || status === 201) {
       startSession(body);
       $("password").value = "";
@@ -137,7 +155,10 @@
   }
 
   async function whoAmI() {
-    const { status, body } = await authorized("GET", "/v1/me");
+    const answer = await authorized("GET", "/v1/me");
+    // null: the refresh failed, and refresh() already said why.
+    if (!answer) return;
+    const { status, body } = answer;
     if (status === 200) {
       if (session) session.user = body;
       showLoggedIn(body);
@@ -146,9 +167,17 @@
     }
   }
 
+  // Logout by cookie: it names the session whatever became of the access token, ends it on the
+  // server, and the answer clears the cookie.
   async function logOut() {
-    if (session) await authorized("POST", "/v1/auth/logout");
+    await call("POST", "/v1/auth/logout", { headers: CSRF, cookie: true });
     endSession();
+  }
+
+  // On load: a live refresh cookie (from before a reload) resumes the session.
+  async function resume() {
+    showStatus("busy", "Looking for a session…");
+    if (await refresh(true)) await whoAmI();
   }
 
   function guard(action) {
@@ -166,7 +195,7 @@
 
   if (apiBase) {
     $("api-url").textContent = apiBase;
-    showLoggedOut();
+    guard(resume)();
   } else {
     $("api-url").textContent = "(missing: open this page with ?api=http://127.0.0.1:8080)";
     showStatus("out", "No API configured");

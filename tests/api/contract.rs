@@ -34,6 +34,8 @@ const SERVED: &[&str] = &[
     "GET /healthz",
     "GET /readyz",
     "GET /openapi.yaml",
+    "GET /docs",
+    "GET /docs/redoc.standalone.js",
     "GET /metrics",
 ];
 

@@ -1,6 +1,7 @@
 //! HTTP handlers, one module per resource.
 
 mod auth;
+mod docs;
 mod email;
 mod health;
 mod me;
@@ -44,5 +45,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         )
         .service(resource("/healthz").route(get().to(health::healthz)))
         .service(resource("/readyz").route(get().to(health::readyz)))
-        .service(resource("/openapi.yaml").route(get().to(openapi::spec)));
+        .service(resource("/openapi.yaml").route(get().to(openapi::spec)))
+        .service(resource("/docs").route(get().to(docs::page)))
+        .service(resource("/docs/redoc.standalone.js").route(get().to(docs::redoc_js)));
 }
