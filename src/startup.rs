@@ -27,7 +27,7 @@ use crate::http::{AppState, routes};
 use crate::mail::EmailFlows;
 use crate::metrics::Metrics;
 use crate::sessions::Sessions;
-use crate::store::{self, Backend, Store};
+use crate::store::{self, Backend, Database, Store};
 use crate::tasks;
 
 /// Settings key of the signing secret generated for a zero-configuration SQLite deployment.
@@ -51,60 +51,8 @@ impl Application {
         check_cors_origins(&config.cors_origins)?;
         let database = store::connect(&config.database_url).await?;
         let store: Arc<dyn Store> = database.clone();
-        let keys = signing_keys(&config, store.as_ref()).await?;
-        let hasher = PasswordHasher::new(config.bcrypt_cost, config.hash_threads()).await?;
-        let tokens = AccessTokens::new(&keys, &config.issuer, config.access_ttl());
-        bootstrap_admin(&config, store.as_ref(), &hasher).await?;
-
-        // Sessions revoked before this start may still have unexpired access tokens around.
-        let revocations = Arc::new(RevocationList::new(TimeDelta::from_std(
-            tokens.longest_validity(),
-        )?));
-        let since = revocations.relevant_since(store::now());
-        revocations.revoke(store.revocations_since(since).await?);
-        let limits = Arc::new(Limits::new(&config.limits()));
-        let trusted_proxies = TrustedProxies::parse(&config.trusted_proxies)
-            .map_err(|why| anyhow::anyhow!("LATCHKEY_TRUSTED_PROXIES: {why}"))?;
-        let (email, mail_worker) = EmailFlows::from_config(store.clone(), &config)?;
-        let tasks = vec![
-            tasks::spawn_pruner(
-                store.clone(),
-                revocations.clone(),
-                limits.clone(),
-                config.prune_interval(),
-            ),
-            store.spawn_revocation_watcher(revocations.clone()),
-            mail_worker,
-        ];
-
-        let metrics = Metrics::new()?;
-        let state = web::Data::new(AppState {
-            limits,
-            trusted_proxies,
-            refresh_tokens: RefreshTokens::new(keys.signing_secret()),
-            device_tokens: DeviceTokens::new(keys.signing_secret()),
-            refresh_cookie: RefreshCookie::new(
-                config.refresh_cookie,
-                config.refresh_ttl,
-                &config.cors_origins,
-            ),
-            tokens,
-            revocations: revocations.clone(),
-            store: store.clone(),
-            sessions: Sessions::new(database, revocations.clone(), metrics.clone()),
-            hasher,
-            metrics,
-            email,
-            refresh_ttl: TimeDelta::from_std(config.refresh_ttl())?,
-            refresh_reuse_interval: TimeDelta::from_std(config.refresh_reuse_interval())?,
-            session_max_age: TimeDelta::from_std(config.session_max_age())?,
-            max_sessions_per_user: config.max_sessions_per_user,
-        });
-
-        let cors_origins = config.cors_origins.clone();
-        let cookie_mode = config.refresh_cookie;
+        let (state, tasks) = app_state(&config, database).await?;
         // /metrics is not public unless the operator says so: an API listener faces the internet.
-        let metrics_here = config.metrics && config.metrics_on_api;
         if config.metrics && !config.metrics_on_api && config.metrics_addr.is_none() {
             tracing::info!(
                 "metrics are collected but not served: set LATCHKEY_METRICS_ADDR to scrape them"
@@ -122,47 +70,7 @@ impl Application {
             )
         })?;
         let port = listener.local_addr()?.port();
-        let server = HttpServer::new(move || {
-            App::new()
-                .app_data(state.clone())
-                .app_data(web::PayloadConfig::new(MAX_BODY_BYTES))
-                .app_data(
-                    web::PathConfig::default()
-                        .error_handler(|err, _| ApiError::NotFound(err.to_string()).into()),
-                )
-                .app_data(
-                    web::QueryConfig::default()
-                        .error_handler(|err, _| ApiError::InvalidQuery(err.to_string()).into()),
-                )
-                .wrap(ErrorHandlers::new().default_handler(render_bare_error))
-                .wrap(
-                    // Nearly every response carries a token or user data: none may be cached
-                    // unless a handler says otherwise.
-                    DefaultHeaders::new()
-                        .add(("X-Content-Type-Options", "nosniff"))
-                        .add(("Referrer-Policy", "no-referrer"))
-                        .add(("Cache-Control", "no-store")),
-                )
-                .wrap(Condition::new(
-                    !cors_origins.is_empty(),
-                    cors(&cors_origins, cookie_mode),
-                ))
-                // Outermost, so it logs and counts the response the client really gets.
-                .wrap(from_fn(crate::http::middleware::observe))
-                .configure(routes::configure)
-                .configure(|cfg| {
-                    if metrics_here {
-                        cfg.service(
-                            web::resource("/metrics")
-                                .route(web::get().to(routes::metrics::metrics)),
-                        );
-                    }
-                })
-        })
-        .workers(config.workers())
-        .shutdown_timeout(10)
-        .listen(listener)?
-        .run();
+        let server = api_server(&config, state, listener)?;
         Ok(Self {
             port,
             server,
@@ -200,6 +108,115 @@ impl Application {
     }
 }
 
+/// What the handlers share, and the background work that lives beside them: the keys, the
+/// hasher, the revocation list as it stands, the limits, mail, the sessions service.
+async fn app_state(
+    config: &Config,
+    database: Arc<dyn Database>,
+) -> anyhow::Result<(web::Data<AppState>, Vec<JoinHandle<()>>)> {
+    let store: Arc<dyn Store> = database.clone();
+    let keys = signing_keys(config, store.as_ref()).await?;
+    let hasher = PasswordHasher::new(config.bcrypt_cost, config.hash_threads()).await?;
+    let tokens = AccessTokens::new(&keys, &config.issuer, config.access_ttl());
+    bootstrap_admin(config, store.as_ref(), &hasher).await?;
+
+    // Sessions revoked before this start may still have unexpired access tokens around.
+    let revocations = Arc::new(RevocationList::new(TimeDelta::from_std(
+        tokens.longest_validity(),
+    )?));
+    let since = revocations.relevant_since(store::now());
+    revocations.revoke(store.revocations_since(since).await?);
+    let limits = Arc::new(Limits::new(&config.limits()));
+    let trusted_proxies = TrustedProxies::parse(&config.trusted_proxies)
+        .map_err(|why| anyhow::anyhow!("LATCHKEY_TRUSTED_PROXIES: {why}"))?;
+    let (email, mail_worker) = EmailFlows::from_config(store.clone(), config)?;
+    let tasks = vec![
+        tasks::spawn_pruner(
+            store.clone(),
+            revocations.clone(),
+            limits.clone(),
+            config.prune_interval(),
+        ),
+        store.spawn_revocation_watcher(revocations.clone()),
+        mail_worker,
+    ];
+
+    let metrics = Metrics::new()?;
+    let state = web::Data::new(AppState {
+        limits,
+        trusted_proxies,
+        refresh_tokens: RefreshTokens::new(keys.signing_secret()),
+        device_tokens: DeviceTokens::new(keys.signing_secret()),
+        refresh_cookie: RefreshCookie::new(
+            config.refresh_cookie,
+            config.refresh_ttl,
+            &config.cors_origins,
+        ),
+        tokens,
+        revocations: revocations.clone(),
+        store,
+        sessions: Sessions::new(database, revocations, metrics.clone()),
+        hasher,
+        metrics,
+        email,
+        refresh_ttl: TimeDelta::from_std(config.refresh_ttl())?,
+        refresh_reuse_interval: TimeDelta::from_std(config.refresh_reuse_interval())?,
+        session_max_age: TimeDelta::from_std(config.session_max_age())?,
+        max_sessions_per_user: config.max_sessions_per_user,
+    });
+    Ok((state, tasks))
+}
+
+/// The API listener's server: the routes with the error rendering, default headers, CORS and
+/// the request middleware around them.
+fn api_server(
+    config: &Config,
+    state: web::Data<AppState>,
+    listener: TcpListener,
+) -> anyhow::Result<Server> {
+    let cors_origins = config.cors_origins.clone();
+    let cookie_mode = config.refresh_cookie;
+    let metrics_here = config.metrics && config.metrics_on_api;
+    Ok(HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .app_data(web::PayloadConfig::new(MAX_BODY_BYTES))
+            .app_data(
+                web::PathConfig::default()
+                    .error_handler(|err, _| ApiError::NotFound(err.to_string()).into()),
+            )
+            .app_data(
+                web::QueryConfig::default()
+                    .error_handler(|err, _| ApiError::InvalidQuery(err.to_string()).into()),
+            )
+            .wrap(ErrorHandlers::new().default_handler(render_bare_error))
+            .wrap(
+                // Nearly every response carries a token or user data: none may be cached
+                // unless a handler says otherwise.
+                DefaultHeaders::new()
+                    .add(("X-Content-Type-Options", "nosniff"))
+                    .add(("Referrer-Policy", "no-referrer"))
+                    .add(("Cache-Control", "no-store")),
+            )
+            .wrap(Condition::new(
+                !cors_origins.is_empty(),
+                cors(&cors_origins, cookie_mode),
+            ))
+            // Outermost, so it logs and counts the response the client really gets.
+            .wrap(from_fn(crate::http::middleware::observe))
+            .configure(routes::configure)
+            .configure(|cfg| {
+                if metrics_here {
+                    routes::configure_metrics(cfg);
+                }
+            })
+    })
+    .workers(config.workers())
+    .shutdown_timeout(10)
+    .listen(listener)?
+    .run())
+}
+
 /// Settings that tests and benchmarks need and production must not have: allowed, but loudly.
 fn warn_about_unsafe_settings(config: &Config) {
     if config.bcrypt_cost < 10 {
@@ -228,7 +245,7 @@ fn metrics_server(addr: &str, state: web::Data<AppState>) -> anyhow::Result<Serv
     Ok(HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
-            .route("/metrics", web::get().to(routes::metrics::metrics))
+            .configure(routes::configure_metrics)
     })
     .workers(1)
     .disable_signals()

@@ -5,7 +5,7 @@ mod docs;
 mod email;
 mod health;
 mod me;
-pub mod metrics;
+mod metrics;
 mod openapi;
 mod password;
 mod sessions;
@@ -48,4 +48,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(resource("/openapi.yaml").route(get().to(openapi::spec)))
         .service(resource("/docs").route(get().to(docs::page)))
         .service(resource("/docs/redoc.standalone.js").route(get().to(docs::redoc_js)));
+}
+
+/// `GET /metrics`: on a listener of its own (`LATCHKEY_METRICS_ADDR`), or on the API's when
+/// `LATCHKEY_METRICS_ON_API` allows it.
+pub fn configure_metrics(cfg: &mut web::ServiceConfig) {
+    cfg.service(resource("/metrics").route(get().to(metrics::metrics)));
 }
