@@ -15,6 +15,9 @@ use crate::store::StoreError;
 
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
+/// What a handler returns.
+pub type ApiResult<T = HttpResponse> = Result<T, ApiError>;
+
 /// One invalid field of a request body.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct FieldError {
@@ -87,7 +90,7 @@ pub enum ApiError {
     #[error("the database is unavailable")]
     DatabaseUnavailable(#[source] StoreError),
     #[error("an internal error occurred")]
-    Internal(#[source] anyhow::Error),
+    Internal(#[from] anyhow::Error),
 }
 
 impl ApiError {

@@ -11,7 +11,7 @@ use super::sessions::revoke_sessions;
 use crate::abuse::DeviceId;
 use crate::auth::{RefreshToken, Verification};
 use crate::domain::{DisplayName, Email, Password, Role};
-use crate::http::error::{ApiError, FieldError, TokenProblem};
+use crate::http::error::{ApiError, ApiResult, FieldError, TokenProblem};
 use crate::http::extract::{AuthUser, ClientIp, JsonBody, OptionalJsonBody, VerifiedToken};
 use crate::http::state::AppState;
 use crate::store::{
@@ -99,14 +99,10 @@ pub async fn signup(
     req: HttpRequest,
     ClientIp(ip): ClientIp,
     JsonBody(body): JsonBody<SignupBody>,
-) -> Result<HttpResponse, ApiError> {
+) -> ApiResult {
     state.limits.signup(ip)?;
     let signup = body.parse()?;
-    let password_hash = state
-        .hasher
-        .hash(&signup.password)
-        .await
-        .map_err(ApiError::Internal)?;
+    let password_hash = state.hasher.hash(&signup.password).await?;
     let new_user = NewUser {
         id: Uuid::new_v4(),
         email: signup.email,
@@ -151,11 +147,7 @@ const SIGNUP_MAILED: &str =
 /// the password (the caller did) and try the same insert, so they take the same time; the new
 /// account's address gets a verification link, a taken one's owner a notice (both mailed after
 /// the response).
-async fn signup_pending_verification(
-    state: &AppState,
-    ip: IpAddr,
-    new_user: NewUser,
-) -> Result<HttpResponse, ApiError> {
+async fn signup_pending_verification(state: &AppState, ip: IpAddr, new_user: NewUser) -> ApiResult {
     match state.store.create_account(&new_user).await {
         Ok(user) => {
             tracing::info!(
@@ -178,11 +170,9 @@ async fn signup_pending_verification(
         }
         Err(err) => return Err(err.into()),
     }
-    Ok(HttpResponse::Accepted()
-        .insert_header((header::CACHE_CONTROL, "no-store"))
-        .json(Accepted {
-            message: SIGNUP_MAILED,
-        }))
+    Ok(HttpResponse::Accepted().json(Accepted {
+        message: SIGNUP_MAILED,
+    }))
 }
 
 pub async fn login(
@@ -190,7 +180,7 @@ pub async fn login(
     req: HttpRequest,
     ClientIp(ip): ClientIp,
     JsonBody(body): JsonBody<LoginBody>,
-) -> Result<HttpResponse, ApiError> {
+) -> ApiResult {
     let email = body.parse_email()?;
     state.limits.address_attempt(ip)?;
     let credentials = state.store.credentials_by_email(&email).await?;
@@ -272,11 +262,7 @@ async fn check_login_password(
     let LoginAttempt { ip, email, device } = *attempt;
     let stored_hash = credentials.as_ref().map(|c| c.password_hash.as_str());
     let known_user = credentials.as_ref().map(|c| c.user.id.to_string());
-    let verification = state
-        .hasher
-        .verify(password, stored_hash)
-        .await
-        .map_err(ApiError::Internal)?;
+    let verification = state.hasher.verify(password, stored_hash).await?;
     let Some(credentials) = credentials.filter(|_| verification.matches()) else {
         state.limits.attempt_failed(ip, email.as_str(), device);
         state.metrics.login(false);
@@ -319,7 +305,7 @@ pub async fn refresh(
     ClientIp(ip): ClientIp,
     req: HttpRequest,
     OptionalJsonBody(body): OptionalJsonBody<RefreshBody>,
-) -> Result<HttpResponse, ApiError> {
+) -> ApiResult {
     state.limits.refresh(ip)?;
     // No body is `{}`: in cookie mode the cookie carries the token, else the member is missing.
     let token = match body.and_then(|body| body.refresh_token) {
@@ -416,7 +402,7 @@ pub async fn logout(
     req: HttpRequest,
     ClientIp(ip): ClientIp,
     query: web::Query<LogoutQuery>,
-) -> Result<HttpResponse, ApiError> {
+) -> ApiResult {
     let caller = if req.headers().contains_key(header::AUTHORIZATION) {
         let token = VerifiedToken::extract(&req).await?;
         (!token.session_revoked).then_some((token.user.user_id, token.user.session_id))
@@ -560,7 +546,7 @@ fn token_response(
     user: User,
     session_id: Uuid,
     refresh_token: RefreshToken,
-) -> Result<HttpResponse, ApiError> {
+) -> ApiResult {
     let access = state
         .tokens
         .issue(user.id, session_id, user.role)
@@ -582,7 +568,6 @@ fn token_response(
         user,
     };
     Ok(builder
-        .insert_header((header::CACHE_CONTROL, "no-store"))
         .insert_header((header::PRAGMA, "no-cache"))
         .json(body))
 }

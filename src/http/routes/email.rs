@@ -7,7 +7,7 @@ use serde::Deserialize;
 use super::me::account_gone;
 use super::password::Accepted;
 use crate::auth::token_hash;
-use crate::http::error::ApiError;
+use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::{AuthUser, JsonBody};
 use crate::http::state::AppState;
 use crate::store;
@@ -25,7 +25,7 @@ pub struct VerifyEmailBody {
 pub async fn verify_email(
     state: web::Data<AppState>,
     JsonBody(body): JsonBody<VerifyEmailBody>,
-) -> Result<HttpResponse, ApiError> {
+) -> ApiResult {
     let user_id = state
         .store
         .verify_email(&token_hash(&body.token), store::now())
@@ -40,7 +40,7 @@ pub async fn verify_email(
 pub async fn confirm_email_change(
     state: web::Data<AppState>,
     JsonBody(body): JsonBody<VerifyEmailBody>,
-) -> Result<HttpResponse, ApiError> {
+) -> ApiResult {
     let user_id = state
         .store
         .confirm_email_change(&token_hash(&body.token), store::now())
@@ -52,10 +52,7 @@ pub async fn confirm_email_change(
 
 /// Mails the caller a new verification link for their current address. Earlier links keep
 /// working until they expire.
-pub async fn resend_verification(
-    state: web::Data<AppState>,
-    caller: AuthUser,
-) -> Result<HttpResponse, ApiError> {
+pub async fn resend_verification(state: web::Data<AppState>, caller: AuthUser) -> ApiResult {
     state.limits.resend_verification(caller.user_id)?;
     let user = state
         .store

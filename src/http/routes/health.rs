@@ -1,7 +1,7 @@
 use actix_web::{HttpResponse, web};
 use serde_json::json;
 
-use crate::http::error::ApiError;
+use crate::http::error::ApiResult;
 use crate::http::state::AppState;
 
 /// Liveness: the process answers HTTP.
@@ -10,7 +10,7 @@ pub async fn healthz() -> HttpResponse {
 }
 
 /// Readiness: the database answers too.
-pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+pub async fn readyz(state: web::Data<AppState>) -> ApiResult {
     state.store.ping().await?;
     Ok(HttpResponse::Ok().json(json!({ "status": "ready" })))
 }

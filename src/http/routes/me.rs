@@ -2,28 +2,22 @@
 
 use std::net::IpAddr;
 
-use actix_web::http::header;
 use actix_web::{HttpResponse, web};
 use serde::{Deserialize, Serialize};
 
 use crate::domain::{DisplayName, Email, Password};
-use crate::http::error::{ApiError, FieldError, TokenProblem};
+use crate::http::error::{ApiError, ApiResult, FieldError, TokenProblem};
 use crate::http::extract::{AuthUser, ClientIp, JsonBody, non_null};
 use crate::http::state::AppState;
 use crate::store::{self, Credentials, StoreError, User, UserChanges};
 
-pub async fn get_me(
-    state: web::Data<AppState>,
-    caller: AuthUser,
-) -> Result<HttpResponse, ApiError> {
+pub async fn get_me(state: web::Data<AppState>, caller: AuthUser) -> ApiResult {
     let user = state
         .store
         .user_by_id(caller.user_id)
         .await?
         .ok_or(account_gone())?;
-    Ok(HttpResponse::Ok()
-        .insert_header((header::CACHE_CONTROL, "no-store"))
-        .json(user))
+    Ok(HttpResponse::Ok().json(user))
 }
 
 #[derive(Deserialize)]
@@ -55,7 +49,7 @@ pub async fn update_me(
     caller: AuthUser,
     ClientIp(ip): ClientIp,
     JsonBody(body): JsonBody<UpdateMeBody>,
-) -> Result<HttpResponse, ApiError> {
+) -> ApiResult {
     let (email, name) = body.parse()?;
     let credentials = own_credentials(&state, &caller).await?;
     let email = email.filter(|email| email.as_str() != credentials.user.email);
@@ -85,12 +79,10 @@ pub async fn update_me(
             new_email.as_str().to_owned(),
         );
     }
-    Ok(HttpResponse::Ok()
-        .insert_header((header::CACHE_CONTROL, "no-store"))
-        .json(UpdatedMe {
-            user,
-            pending_email: email.map(|email| email.as_str().to_owned()),
-        }))
+    Ok(HttpResponse::Ok().json(UpdatedMe {
+        user,
+        pending_email: email.map(|email| email.as_str().to_owned()),
+    }))
 }
 
 impl UpdateMeBody {
@@ -158,17 +150,13 @@ pub async fn change_password(
     caller: AuthUser,
     ClientIp(ip): ClientIp,
     JsonBody(body): JsonBody<ChangePasswordBody>,
-) -> Result<HttpResponse, ApiError> {
+) -> ApiResult {
     let new_password = Password::parse(body.new_password).map_err(|msg| {
         ApiError::Validation(vec![FieldError::new("new_password", "invalid", msg)])
     })?;
     let credentials = own_credentials(&state, &caller).await?;
     check_password(&state, ip, &credentials, &body.current_password).await?;
-    let hash = state
-        .hasher
-        .hash(&new_password)
-        .await
-        .map_err(ApiError::Internal)?;
+    let hash = state.hasher.hash(&new_password).await?;
     let at = store::now();
     state
         .sessions
@@ -196,7 +184,7 @@ pub async fn delete_me(
     caller: AuthUser,
     ClientIp(ip): ClientIp,
     JsonBody(body): JsonBody<DeleteMeBody>,
-) -> Result<HttpResponse, ApiError> {
+) -> ApiResult {
     let credentials = own_credentials(&state, &caller).await?;
     check_password(&state, ip, &credentials, &body.password).await?;
     let at = store::now();
@@ -236,8 +224,7 @@ async fn check_password(
     let verification = state
         .hasher
         .verify(password, Some(&credentials.password_hash))
-        .await
-        .map_err(ApiError::Internal)?;
+        .await?;
     if verification.matches() {
         state.limits.password_succeeded(ip, account);
         Ok(())

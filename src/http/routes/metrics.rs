@@ -1,10 +1,10 @@
 use actix_web::{HttpResponse, web};
 
-use crate::http::error::ApiError;
+use crate::http::error::{ApiError, ApiResult};
 use crate::http::state::AppState;
 
 /// Prometheus text exposition.
-pub async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+pub async fn metrics(state: web::Data<AppState>) -> ApiResult {
     let text = state
         .metrics
         .render(state.store.as_ref())

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::auth::token_hash;
 use crate::domain::{Email, Password};
-use crate::http::error::{ApiError, FieldError};
+use crate::http::error::{ApiError, ApiResult, FieldError};
 use crate::http::extract::{ClientIp, JsonBody};
 use crate::http::state::AppState;
 use crate::store::{self, EmailTokenPurpose};
@@ -33,7 +33,7 @@ pub async fn forgot_password(
     state: web::Data<AppState>,
     ClientIp(ip): ClientIp,
     JsonBody(body): JsonBody<ForgotPasswordBody>,
-) -> Result<HttpResponse, ApiError> {
+) -> ApiResult {
     let email = Email::parse(&body.email)
         .map_err(|msg| ApiError::Validation(vec![FieldError::new("email", "invalid", msg)]))?;
     state.limits.forgot_password(ip, email.as_str())?;
@@ -54,7 +54,7 @@ pub struct ResetPasswordBody {
 pub async fn reset_password(
     state: web::Data<AppState>,
     JsonBody(body): JsonBody<ResetPasswordBody>,
-) -> Result<HttpResponse, ApiError> {
+) -> ApiResult {
     let new_password = Password::parse(body.new_password).map_err(|msg| {
         ApiError::Validation(vec![FieldError::new("new_password", "invalid", msg)])
     })?;
@@ -68,11 +68,7 @@ pub async fn reset_password(
     if !live {
         return Err(ApiError::InvalidResetToken);
     }
-    let password_hash = state
-        .hasher
-        .hash(&new_password)
-        .await
-        .map_err(ApiError::Internal)?;
+    let password_hash = state.hasher.hash(&new_password).await?;
     let at = store::now();
     let user_id = state
         .sessions

@@ -1,12 +1,11 @@
 //! The caller's sessions: one per signed-in device.
 
-use actix_web::http::header;
 use actix_web::{HttpResponse, web};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::http::error::ApiError;
+use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::AuthUser;
 use crate::http::state::AppState;
 use crate::store::{self, RevokeScope};
@@ -28,10 +27,7 @@ struct SessionList {
     sessions: Vec<SessionView>,
 }
 
-pub async fn list_sessions(
-    state: web::Data<AppState>,
-    caller: AuthUser,
-) -> Result<HttpResponse, ApiError> {
+pub async fn list_sessions(state: web::Data<AppState>, caller: AuthUser) -> ApiResult {
     let sessions = state
         .store
         .live_sessions(caller.user_id, store::now())
@@ -47,9 +43,7 @@ pub async fn list_sessions(
             ip: session.ip,
         })
         .collect();
-    Ok(HttpResponse::Ok()
-        .insert_header((header::CACHE_CONTROL, "no-store"))
-        .json(SessionList { sessions }))
+    Ok(HttpResponse::Ok().json(SessionList { sessions }))
 }
 
 /// Signs one of the caller's devices out.
@@ -57,7 +51,7 @@ pub async fn delete_session(
     state: web::Data<AppState>,
     caller: AuthUser,
     session_id: web::Path<Uuid>,
-) -> Result<HttpResponse, ApiError> {
+) -> ApiResult {
     let revoked = revoke_sessions(
         &state,
         caller.user_id,

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::domain::{DisplayName, Role};
-use crate::http::error::{ApiError, FieldError};
+use crate::http::error::{ApiError, ApiResult, FieldError};
 use crate::http::extract::{AdminUser, JsonBody, non_null};
 use crate::http::state::AppState;
 use crate::store::{self, User, UserChanges, UserQuery};
@@ -35,7 +35,7 @@ pub async fn list_users(
     state: web::Data<AppState>,
     _admin: AdminUser,
     query: web::Query<ListQuery>,
-) -> Result<HttpResponse, ApiError> {
+) -> ApiResult {
     let limit = query.limit.unwrap_or(DEFAULT_PAGE);
     if !(1..=MAX_PAGE).contains(&limit) {
         return Err(ApiError::InvalidQuery(format!(
@@ -66,7 +66,7 @@ pub async fn get_user(
     state: web::Data<AppState>,
     _admin: AdminUser,
     id: web::Path<Uuid>,
-) -> Result<HttpResponse, ApiError> {
+) -> ApiResult {
     let user = state
         .store
         .user_by_id(id.into_inner())
@@ -92,7 +92,7 @@ pub async fn update_user(
     AdminUser(admin): AdminUser,
     id: web::Path<Uuid>,
     JsonBody(body): JsonBody<UpdateUserBody>,
-) -> Result<HttpResponse, ApiError> {
+) -> ApiResult {
     let name = body
         .name
         .as_deref()
@@ -134,7 +134,7 @@ pub async fn delete_user(
     state: web::Data<AppState>,
     AdminUser(admin): AdminUser,
     id: web::Path<Uuid>,
-) -> Result<HttpResponse, ApiError> {
+) -> ApiResult {
     let user_id = id.into_inner();
     let at = store::now();
     state.sessions.delete_user(user_id, at).await?;
