@@ -18,13 +18,53 @@ pub const MAX_SESSION_SECS: u64 = 365 * 86_400;
 /// kept before they are swept.
 pub const MAX_PRUNE_INTERVAL_SECS: u64 = 86_400;
 
-/// Runtime configuration of one Latchkey instance.
+/// Runtime configuration of one Latchkey instance, in groups: a new setting goes into the group
+/// it belongs to, and nothing else changes.
 #[derive(Debug, Clone, Args)]
 pub struct Config {
+    #[command(flatten)]
+    pub server: ServerSettings,
+    #[command(flatten)]
+    pub database: DatabaseSettings,
+    #[command(flatten)]
+    pub tokens: TokenSettings,
+    #[command(flatten)]
+    pub passwords: PasswordSettings,
+    #[command(flatten)]
+    pub abuse: AbuseSettings,
+    #[command(flatten)]
+    pub mail: MailSettings,
+    #[command(flatten)]
+    pub operations: OperationsSettings,
+}
+
+/// Where the API listens and whom it believes.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Server")]
+pub struct ServerSettings {
     /// Address the HTTP server binds to.
     #[arg(long, env = "LATCHKEY_ADDR", default_value = "127.0.0.1:8080")]
     pub addr: String,
 
+    /// HTTP worker threads [default: number of CPUs].
+    #[arg(long, env = "LATCHKEY_WORKERS", value_parser = clap::value_parser!(u16).range(1..))]
+    pub workers: Option<u16>,
+
+    /// Browser origins allowed to call the API (CORS), comma-separated and exact, like
+    /// `https://app.example.com`. None by default.
+    #[arg(long, env = "LATCHKEY_CORS_ORIGINS", value_delimiter = ',')]
+    pub cors_origins: Vec<String>,
+
+    /// Proxies whose X-Forwarded-For is trusted, as comma-separated CIDRs or addresses. From
+    /// anyone else the header is ignored.
+    #[arg(long, env = "LATCHKEY_TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxies: Vec<String>,
+}
+
+/// The database, and how log lines are written: what every command needs.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Database and logs")]
+pub struct DatabaseSettings {
     /// Database URL: `sqlite://FILE` (created if missing) or `postgres://…`.
     #[arg(
         long,
@@ -34,6 +74,15 @@ pub struct Config {
     )]
     pub database_url: String,
 
+    /// Log lines as human-readable text or as JSON objects.
+    #[arg(long, env = "LATCHKEY_LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+}
+
+/// Signing keys, token lifetimes and how sessions live and end.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Tokens and sessions")]
+pub struct TokenSettings {
     /// HS256 signing secret, at least 32 bytes. When unset on SQLite a random secret is generated
     /// once and stored in the database; PostgreSQL deployments must set it.
     #[arg(long, env = "LATCHKEY_JWT_SECRET", hide_env_values = true)]
@@ -81,11 +130,21 @@ pub struct Config {
     #[arg(long, env = "LATCHKEY_REFRESH_REUSE_INTERVAL", default_value_t = 10, value_parser = clap::value_parser!(u64).range(0..=300))]
     pub refresh_reuse_interval: u64,
 
+    /// Hand out the refresh token as an HttpOnly, Secure, SameSite=Strict cookie (path /v1/auth)
+    /// instead of in the response body; refresh and logout then take it from the cookie.
+    #[arg(long, env = "LATCHKEY_REFRESH_COOKIE", default_value_t = false, action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new())]
+    pub refresh_cookie: bool,
+
     /// Seconds between background sweeps that delete expired sessions and refresh tokens, at most
     /// a day (86400).
     #[arg(long, env = "LATCHKEY_PRUNE_INTERVAL", default_value_t = 600, value_parser = clap::value_parser!(u64).range(1..=MAX_PRUNE_INTERVAL_SECS))]
     pub prune_interval: u64,
+}
 
+/// Password hashing.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Passwords")]
+pub struct PasswordSettings {
     /// bcrypt cost factor for new password hashes (4–31).
     #[arg(long, env = "LATCHKEY_BCRYPT_COST", default_value_t = 12, value_parser = clap::value_parser!(u32).range(4..=31))]
     pub bcrypt_cost: u32,
@@ -93,7 +152,12 @@ pub struct Config {
     /// Threads that may run bcrypt at once [default: number of CPUs].
     #[arg(long, env = "LATCHKEY_HASH_THREADS", value_parser = clap::value_parser!(u16).range(1..))]
     pub hash_threads: Option<u16>,
+}
 
+/// Rate limits and lockout.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Abuse limits")]
+pub struct AbuseSettings {
     /// Rate limits and account lockout; `false` only for tests and benchmarks.
     #[arg(long, env = "LATCHKEY_RATE_LIMITS", default_value_t = true, action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new())]
     pub rate_limits: bool,
@@ -146,58 +210,12 @@ pub struct Config {
     /// key in all: 10,000 keys bound the limits' memory to about 27 MB.
     #[arg(long, env = "LATCHKEY_RATE_LIMIT_KEYS", default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..))]
     pub rate_limit_keys: u32,
+}
 
-    /// Proxies whose X-Forwarded-For is trusted, as comma-separated CIDRs or addresses. From
-    /// anyone else the header is ignored.
-    #[arg(long, env = "LATCHKEY_TRUSTED_PROXIES", value_delimiter = ',')]
-    pub trusted_proxies: Vec<String>,
-
-    /// Hand out the refresh token as an HttpOnly, Secure, SameSite=Strict cookie (path /v1/auth)
-    /// instead of in the response body; refresh and logout then take it from the cookie.
-    #[arg(long, env = "LATCHKEY_REFRESH_COOKIE", default_value_t = false, action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new())]
-    pub refresh_cookie: bool,
-
-    /// Log lines as human-readable text or as JSON objects.
-    #[arg(long, env = "LATCHKEY_LOG_FORMAT", value_enum, default_value = "text")]
-    pub log_format: LogFormat,
-
-    /// Collect Prometheus metrics, served at GET /metrics where LATCHKEY_METRICS_ADDR or
-    /// LATCHKEY_METRICS_ON_API says.
-    #[arg(long, env = "LATCHKEY_METRICS", default_value_t = true, action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new())]
-    pub metrics: bool,
-
-    /// Serve GET /metrics on this address of its own (e.g. 127.0.0.1:9090), for the scraper.
-    #[arg(long, env = "LATCHKEY_METRICS_ADDR")]
-    pub metrics_addr: Option<String>,
-
-    /// Also serve GET /metrics on the API's own listener, to anyone who can reach the API. Off by
-    /// default: the metrics describe traffic and users' activity.
-    #[arg(long, env = "LATCHKEY_METRICS_ON_API", default_value_t = false, action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new())]
-    pub metrics_on_api: bool,
-
-    /// Browser origins allowed to call the API (CORS), comma-separated and exact, like
-    /// `https://app.example.com`. None by default.
-    #[arg(long, env = "LATCHKEY_CORS_ORIGINS", value_delimiter = ',')]
-    pub cors_origins: Vec<String>,
-
-    /// Email of an admin to create at start if no user has it yet (for containers); needs
-    /// LATCHKEY_BOOTSTRAP_ADMIN_PASSWORD too.
-    #[arg(
-        long,
-        env = "LATCHKEY_BOOTSTRAP_ADMIN_EMAIL",
-        requires = "bootstrap_admin_password"
-    )]
-    pub bootstrap_admin_email: Option<String>,
-
-    /// Password of the bootstrap admin (only used when that admin is created).
-    #[arg(
-        long,
-        env = "LATCHKEY_BOOTSTRAP_ADMIN_PASSWORD",
-        hide_env_values = true,
-        requires = "bootstrap_admin_email"
-    )]
-    pub bootstrap_admin_password: Option<String>,
-
+/// Mailed links: where they point, how long they live, how mail is sent.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Mail")]
+pub struct MailSettings {
     /// Base URL of the web app that opens the links in mails: they point at
     /// PUBLIC_URL/reset-password#token=… and PUBLIC_URL/verify-email#token=….
     #[arg(
@@ -239,10 +257,43 @@ pub struct Config {
     /// verified their email address.
     #[arg(long, env = "LATCHKEY_REQUIRE_EMAIL_VERIFICATION", default_value_t = false, action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new())]
     pub require_email_verification: bool,
+}
 
-    /// HTTP worker threads [default: number of CPUs].
-    #[arg(long, env = "LATCHKEY_WORKERS", value_parser = clap::value_parser!(u16).range(1..))]
-    pub workers: Option<u16>,
+/// Metrics, and the admin created at start.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Operations")]
+pub struct OperationsSettings {
+    /// Collect Prometheus metrics, served at GET /metrics where LATCHKEY_METRICS_ADDR or
+    /// LATCHKEY_METRICS_ON_API says.
+    #[arg(long, env = "LATCHKEY_METRICS", default_value_t = true, action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new())]
+    pub metrics: bool,
+
+    /// Serve GET /metrics on this address of its own (e.g. 127.0.0.1:9090), for the scraper.
+    #[arg(long, env = "LATCHKEY_METRICS_ADDR")]
+    pub metrics_addr: Option<String>,
+
+    /// Also serve GET /metrics on the API's own listener, to anyone who can reach the API. Off by
+    /// default: the metrics describe traffic and users' activity.
+    #[arg(long, env = "LATCHKEY_METRICS_ON_API", default_value_t = false, action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new())]
+    pub metrics_on_api: bool,
+
+    /// Email of an admin to create at start if no user has it yet (for containers); needs
+    /// LATCHKEY_BOOTSTRAP_ADMIN_PASSWORD too.
+    #[arg(
+        long,
+        env = "LATCHKEY_BOOTSTRAP_ADMIN_EMAIL",
+        requires = "bootstrap_admin_password"
+    )]
+    pub bootstrap_admin_email: Option<String>,
+
+    /// Password of the bootstrap admin (only used when that admin is created).
+    #[arg(
+        long,
+        env = "LATCHKEY_BOOTSTRAP_ADMIN_PASSWORD",
+        hide_env_values = true,
+        requires = "bootstrap_admin_email"
+    )]
+    pub bootstrap_admin_password: Option<String>,
 }
 
 impl Config {
@@ -257,23 +308,27 @@ impl Config {
             .and_then(|matches| Self::from_arg_matches(&matches))
             .unwrap_or_else(|err| unreachable!("the defaults do not parse: {err}"))
     }
+}
 
-    pub fn limits(&self) -> LimitsConfig {
-        LimitsConfig {
-            enabled: self.rate_limits,
-            login_per_ip: self.rate_login_per_ip,
-            login_per_account: self.rate_login_per_account,
-            signup_per_ip: self.rate_signup_per_ip,
-            refresh_per_ip: self.rate_refresh_per_ip,
-            forgot_per_ip: self.rate_forgot_per_ip,
-            forgot_per_email: self.rate_forgot_per_email,
-            resend_per_user: self.rate_resend_per_user,
-            lockout_threshold: self.lockout_threshold,
-            lockout_base_delay: Duration::from_secs(self.lockout_base_delay),
-            max_keys: self.rate_limit_keys as usize,
+impl ServerSettings {
+    /// Whether the API listens only where the machine itself can reach it: how a developer's
+    /// `cargo run` looks, unlike any deployment.
+    pub fn listens_on_loopback(&self) -> bool {
+        match self.addr.parse::<std::net::SocketAddr>() {
+            Ok(addr) => addr.ip().is_loopback(),
+            Err(_) => self
+                .addr
+                .rsplit_once(':')
+                .is_some_and(|(host, _)| host.eq_ignore_ascii_case("localhost")),
         }
     }
 
+    pub fn workers(&self) -> usize {
+        self.workers.map(usize::from).unwrap_or_else(available_cpus)
+    }
+}
+
+impl TokenSettings {
     pub fn access_ttl(&self) -> Duration {
         Duration::from_secs(self.access_ttl)
     }
@@ -290,38 +345,44 @@ impl Config {
         Duration::from_secs(self.refresh_reuse_interval)
     }
 
+    pub fn prune_interval(&self) -> Duration {
+        Duration::from_secs(self.prune_interval)
+    }
+}
+
+impl PasswordSettings {
+    pub fn hash_threads(&self) -> usize {
+        self.hash_threads
+            .map(usize::from)
+            .unwrap_or_else(available_cpus)
+    }
+}
+
+impl AbuseSettings {
+    pub fn limits(&self) -> LimitsConfig {
+        LimitsConfig {
+            enabled: self.rate_limits,
+            login_per_ip: self.rate_login_per_ip,
+            login_per_account: self.rate_login_per_account,
+            signup_per_ip: self.rate_signup_per_ip,
+            refresh_per_ip: self.rate_refresh_per_ip,
+            forgot_per_ip: self.rate_forgot_per_ip,
+            forgot_per_email: self.rate_forgot_per_email,
+            resend_per_user: self.rate_resend_per_user,
+            lockout_threshold: self.lockout_threshold,
+            lockout_base_delay: Duration::from_secs(self.lockout_base_delay),
+            max_keys: self.rate_limit_keys as usize,
+        }
+    }
+}
+
+impl MailSettings {
     pub fn reset_ttl(&self) -> Duration {
         Duration::from_secs(self.reset_ttl)
     }
 
     pub fn verify_ttl(&self) -> Duration {
         Duration::from_secs(self.verify_ttl)
-    }
-
-    pub fn prune_interval(&self) -> Duration {
-        Duration::from_secs(self.prune_interval)
-    }
-
-    /// Whether the API listens only where the machine itself can reach it: how a developer's
-    /// `cargo run` looks, unlike any deployment.
-    pub fn listens_on_loopback(&self) -> bool {
-        match self.addr.parse::<std::net::SocketAddr>() {
-            Ok(addr) => addr.ip().is_loopback(),
-            Err(_) => self
-                .addr
-                .rsplit_once(':')
-                .is_some_and(|(host, _)| host.eq_ignore_ascii_case("localhost")),
-        }
-    }
-
-    pub fn hash_threads(&self) -> usize {
-        self.hash_threads
-            .map(usize::from)
-            .unwrap_or_else(available_cpus)
-    }
-
-    pub fn workers(&self) -> usize {
-        self.workers.map(usize::from).unwrap_or_else(available_cpus)
     }
 }
 
@@ -348,14 +409,14 @@ mod tests {
     #[test]
     fn the_defaults_are_the_documented_ones() {
         let config = Config::defaults();
-        assert_eq!(config.addr, "127.0.0.1:8080");
-        assert_eq!(config.database_url, "sqlite://latchkey.db");
-        assert_eq!(config.jwt_secret, None);
-        assert_eq!(config.access_ttl, 900);
-        assert_eq!(config.refresh_ttl, 30 * 86_400);
-        assert_eq!(config.rate_login_per_ip, "20/min".parse().unwrap());
-        assert!(config.rate_limits);
-        assert_eq!(config.workers, None);
+        assert_eq!(config.server.addr, "127.0.0.1:8080");
+        assert_eq!(config.database.database_url, "sqlite://latchkey.db");
+        assert_eq!(config.tokens.jwt_secret, None);
+        assert_eq!(config.tokens.access_ttl, 900);
+        assert_eq!(config.tokens.refresh_ttl, 30 * 86_400);
+        assert_eq!(config.abuse.rate_login_per_ip, "20/min".parse().unwrap());
+        assert!(config.abuse.rate_limits);
+        assert_eq!(config.server.workers, None);
     }
 
     /// Found in the field: a refresh TTL this large was accepted, and every signup then panicked

@@ -4,13 +4,13 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use chrono::TimeDelta;
-use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 use latchkey::accounts::{self, AdminOutcome};
 use latchkey::auth::{PasswordHasher, RevocationList};
+use latchkey::config::DatabaseSettings;
 use latchkey::domain::{Email, Password, Role};
 use latchkey::metrics::Metrics;
 use latchkey::sessions::Sessions;
-use latchkey::telemetry::LogFormat;
 use latchkey::{Application, Config, store, telemetry};
 
 /// Latchkey: an authentication API with bcrypt passwords, HS256 access tokens and rotating
@@ -36,7 +36,7 @@ enum Command {
     /// Serve the API (the default).
     Serve(Box<Config>),
     /// Apply database migrations, then exit.
-    Migrate(DatabaseArgs),
+    Migrate(DatabaseSettings),
     /// Manage admins.
     #[command(subcommand)]
     Admin(AdminCommand),
@@ -47,24 +47,6 @@ enum Command {
         #[arg(long, env = "LATCHKEY_ADDR", default_value = "127.0.0.1:8080")]
         addr: String,
     },
-}
-
-/// What the database commands read: only these, so their help is not buried under the server's
-/// settings.
-#[derive(Args)]
-struct DatabaseArgs {
-    /// Database URL: `sqlite://FILE` (created if missing) or `postgres://…`.
-    #[arg(
-        long,
-        env = "DATABASE_URL",
-        default_value = "sqlite://latchkey.db",
-        hide_env_values = true
-    )]
-    database_url: String,
-
-    /// Log lines as human-readable text or as JSON objects.
-    #[arg(long, env = "LATCHKEY_LOG_FORMAT", value_enum, default_value = "text")]
-    log_format: LogFormat,
 }
 
 #[derive(Subcommand)]
@@ -83,7 +65,7 @@ enum AdminCommand {
         #[arg(long, env = "LATCHKEY_BCRYPT_COST", default_value_t = 12, value_parser = clap::value_parser!(u32).range(4..=31))]
         bcrypt_cost: u32,
         #[command(flatten)]
-        database: DatabaseArgs,
+        database: DatabaseSettings,
     },
     /// Change the role of an existing user (demoting revokes their sessions).
     SetRole {
@@ -93,7 +75,7 @@ enum AdminCommand {
         #[arg(long, value_enum)]
         role: RoleArg,
         #[command(flatten)]
-        database: DatabaseArgs,
+        database: DatabaseSettings,
     },
 }
 
@@ -160,9 +142,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
-    telemetry::init_logging(config.log_format);
+    telemetry::init_logging(config.database.log_format);
     let app = Application::build(config.clone()).await?;
-    tracing::info!(addr = %config.addr, port = app.port(), "latchkey is listening");
+    tracing::info!(addr = %config.server.addr, port = app.port(), "latchkey is listening");
     app.run_until_stopped().await?;
     Ok(())
 }

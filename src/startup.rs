@@ -48,24 +48,27 @@ impl Application {
     /// starts serving when [`Application::run_until_stopped`] is awaited.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         warn_about_unsafe_settings(&config);
-        check_cors_origins(&config.cors_origins)?;
-        let database = store::connect(&config.database_url).await?;
+        check_cors_origins(&config.server.cors_origins)?;
+        let database = store::connect(&config.database.database_url).await?;
         let store: Arc<dyn Store> = database.clone();
         let (state, tasks) = app_state(&config, database).await?;
         // /metrics is not public unless the operator says so: an API listener faces the internet.
-        if config.metrics && !config.metrics_on_api && config.metrics_addr.is_none() {
+        if config.operations.metrics
+            && !config.operations.metrics_on_api
+            && config.operations.metrics_addr.is_none()
+        {
             tracing::info!(
                 "metrics are collected but not served: set LATCHKEY_METRICS_ADDR to scrape them"
             );
         }
-        let metrics_server = match (&config.metrics_addr, config.metrics) {
+        let metrics_server = match (&config.operations.metrics_addr, config.operations.metrics) {
             (Some(addr), true) => Some(metrics_server(addr, state.clone())?),
             _ => None,
         };
-        let listener = TcpListener::bind(&config.addr).map_err(|err| {
+        let listener = TcpListener::bind(&config.server.addr).map_err(|err| {
             anyhow::anyhow!(
                 "could not listen on {}: {}",
-                config.addr,
+                config.server.addr,
                 crate::store::describe_io(&err)
             )
         })?;
@@ -116,8 +119,12 @@ async fn app_state(
 ) -> anyhow::Result<(web::Data<AppState>, Vec<JoinHandle<()>>)> {
     let store: Arc<dyn Store> = database.clone();
     let keys = signing_keys(config, store.as_ref()).await?;
-    let hasher = PasswordHasher::new(config.bcrypt_cost, config.hash_threads()).await?;
-    let tokens = AccessTokens::new(&keys, &config.issuer, config.access_ttl());
+    let hasher = PasswordHasher::new(
+        config.passwords.bcrypt_cost,
+        config.passwords.hash_threads(),
+    )
+    .await?;
+    let tokens = AccessTokens::new(&keys, &config.tokens.issuer, config.tokens.access_ttl());
     bootstrap_admin(config, store.as_ref(), &hasher).await?;
 
     // Sessions revoked before this start may still have unexpired access tokens around.
@@ -126,8 +133,8 @@ async fn app_state(
     )?));
     let since = revocations.relevant_since(store::now());
     revocations.revoke(store.revocations_since(since).await?);
-    let limits = Arc::new(Limits::new(&config.limits()));
-    let trusted_proxies = TrustedProxies::parse(&config.trusted_proxies)
+    let limits = Arc::new(Limits::new(&config.abuse.limits()));
+    let trusted_proxies = TrustedProxies::parse(&config.server.trusted_proxies)
         .map_err(|why| anyhow::anyhow!("LATCHKEY_TRUSTED_PROXIES: {why}"))?;
     let (email, mail_worker) = EmailFlows::from_config(store.clone(), config)?;
     let tasks = vec![
@@ -135,7 +142,7 @@ async fn app_state(
             store.clone(),
             revocations.clone(),
             limits.clone(),
-            config.prune_interval(),
+            config.tokens.prune_interval(),
         ),
         store.spawn_revocation_watcher(revocations.clone()),
         mail_worker,
@@ -148,9 +155,9 @@ async fn app_state(
         refresh_tokens: RefreshTokens::new(keys.signing_secret()),
         device_tokens: DeviceTokens::new(keys.signing_secret()),
         refresh_cookie: RefreshCookie::new(
-            config.refresh_cookie,
-            config.refresh_ttl,
-            &config.cors_origins,
+            config.tokens.refresh_cookie,
+            config.tokens.refresh_ttl,
+            &config.server.cors_origins,
         ),
         tokens,
         revocations: revocations.clone(),
@@ -159,10 +166,10 @@ async fn app_state(
         hasher,
         metrics,
         email,
-        refresh_ttl: TimeDelta::from_std(config.refresh_ttl())?,
-        refresh_reuse_interval: TimeDelta::from_std(config.refresh_reuse_interval())?,
-        session_max_age: TimeDelta::from_std(config.session_max_age())?,
-        max_sessions_per_user: config.max_sessions_per_user,
+        refresh_ttl: TimeDelta::from_std(config.tokens.refresh_ttl())?,
+        refresh_reuse_interval: TimeDelta::from_std(config.tokens.refresh_reuse_interval())?,
+        session_max_age: TimeDelta::from_std(config.tokens.session_max_age())?,
+        max_sessions_per_user: config.tokens.max_sessions_per_user,
     });
     Ok((state, tasks))
 }
@@ -174,9 +181,9 @@ fn api_server(
     state: web::Data<AppState>,
     listener: TcpListener,
 ) -> anyhow::Result<Server> {
-    let cors_origins = config.cors_origins.clone();
-    let cookie_mode = config.refresh_cookie;
-    let metrics_here = config.metrics && config.metrics_on_api;
+    let cors_origins = config.server.cors_origins.clone();
+    let cookie_mode = config.tokens.refresh_cookie;
+    let metrics_here = config.operations.metrics && config.operations.metrics_on_api;
     Ok(HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
@@ -211,7 +218,7 @@ fn api_server(
                 }
             })
     })
-    .workers(config.workers())
+    .workers(config.server.workers())
     .shutdown_timeout(10)
     .listen(listener)?
     .run())
@@ -219,14 +226,14 @@ fn api_server(
 
 /// Settings that tests and benchmarks need and production must not have: allowed, but loudly.
 fn warn_about_unsafe_settings(config: &Config) {
-    if config.bcrypt_cost < 10 {
+    if config.passwords.bcrypt_cost < 10 {
         tracing::warn!(
             "LATCHKEY_BCRYPT_COST is {}: below 10, hashes from a stolen database are cheap to \
              crack. Use 10 or more (12 is the default) outside tests and benchmarks.",
-            config.bcrypt_cost
+            config.passwords.bcrypt_cost
         );
     }
-    if !config.rate_limits {
+    if !config.abuse.rate_limits {
         tracing::warn!(
             "LATCHKEY_RATE_LIMITS is off: nothing limits password guessing, signups or reset \
              mails, and there is no lockout. For tests and benchmarks only."
@@ -311,8 +318,8 @@ async fn bootstrap_admin(
     hasher: &PasswordHasher,
 ) -> anyhow::Result<()> {
     let (Some(email), Some(password)) = (
-        &config.bootstrap_admin_email,
-        &config.bootstrap_admin_password,
+        &config.operations.bootstrap_admin_email,
+        &config.operations.bootstrap_admin_password,
     ) else {
         return Ok(());
     };
@@ -342,11 +349,11 @@ async fn bootstrap_admin(
 /// database so tokens survive a restart. PostgreSQL deployments run several instances that must
 /// agree on the keys, so there they have to be configured.
 async fn signing_keys(config: &Config, store: &dyn Store) -> anyhow::Result<KeySet> {
-    if !config.jwt_keys.is_empty() {
-        return KeySet::parse(&config.jwt_keys)
+    if !config.tokens.jwt_keys.is_empty() {
+        return KeySet::parse(&config.tokens.jwt_keys)
             .map_err(|why| anyhow::anyhow!("LATCHKEY_JWT_KEYS is unusable: {why}"));
     }
-    if let Some(secret) = &config.jwt_secret {
+    if let Some(secret) = &config.tokens.jwt_secret {
         return JwtSecret::new(secret)
             .map(KeySet::single)
             .map_err(|why| anyhow::anyhow!("LATCHKEY_JWT_SECRET is unusable: {why}"));

@@ -58,13 +58,17 @@ impl EmailFlows {
         store: Arc<dyn Store>,
         config: &Config,
     ) -> anyhow::Result<(Self, JoinHandle<()>)> {
-        let log_links = config.mail_log_links || config.listens_on_loopback();
-        let transport = Transport::new(config.smtp_url.as_deref(), &config.mail_from, log_links)?;
+        let log_links = config.mail.mail_log_links || config.server.listens_on_loopback();
+        let transport = Transport::new(
+            config.mail.smtp_url.as_deref(),
+            &config.mail.mail_from,
+            log_links,
+        )?;
         let settings = MailSettings {
-            public_url: config.public_url.clone(),
-            reset_ttl: config.reset_ttl(),
-            verify_ttl: config.verify_ttl(),
-            require_verification: config.require_email_verification,
+            public_url: config.mail.public_url.clone(),
+            reset_ttl: config.mail.reset_ttl(),
+            verify_ttl: config.mail.verify_ttl(),
+            require_verification: config.mail.require_email_verification,
         };
         Self::spawn(store, transport, settings)
     }

@@ -32,8 +32,8 @@ async fn assert_limited(response: Response) -> Duration {
 #[tokio::test]
 async fn the_login_limit_per_address_is_hit_and_recovers() {
     let app = spawn_app_with(|config| {
-        config.rate_limits = true;
-        config.rate_login_per_ip = "3/3s".parse().unwrap();
+        config.abuse.rate_limits = true;
+        config.abuse.rate_login_per_ip = "3/3s".parse().unwrap();
     })
     .await;
     app.signed_up("ada@example.com").await;
@@ -56,9 +56,9 @@ async fn the_login_limit_per_address_is_hit_and_recovers() {
 #[tokio::test]
 async fn the_per_account_limit_spans_addresses_but_not_accounts() {
     let app = spawn_app_with(|config| {
-        config.rate_limits = true;
-        config.trusted_proxies = vec!["127.0.0.1".into()];
-        config.rate_login_per_account = "2/min".parse().unwrap();
+        config.abuse.rate_limits = true;
+        config.server.trusted_proxies = vec!["127.0.0.1".into()];
+        config.abuse.rate_login_per_account = "2/min".parse().unwrap();
     })
     .await;
     app.signed_up("ada@example.com").await;
@@ -76,10 +76,10 @@ async fn the_per_account_limit_spans_addresses_but_not_accounts() {
 #[tokio::test]
 async fn lockout_escalates_resets_on_success_and_spares_other_addresses() {
     let app = spawn_app_with(|config| {
-        config.rate_limits = true;
-        config.trusted_proxies = vec!["127.0.0.1".into()];
-        config.lockout_threshold = 2;
-        config.lockout_base_delay = 1;
+        config.abuse.rate_limits = true;
+        config.server.trusted_proxies = vec!["127.0.0.1".into()];
+        config.abuse.lockout_threshold = 2;
+        config.abuse.lockout_base_delay = 1;
     })
     .await;
     app.signed_up("ada@example.com").await;
@@ -117,8 +117,8 @@ async fn lockout_escalates_resets_on_success_and_spares_other_addresses() {
 #[tokio::test]
 async fn a_wrong_current_password_counts_as_a_failed_login() {
     let app = spawn_app_with(|config| {
-        config.rate_limits = true;
-        config.lockout_threshold = 2;
+        config.abuse.rate_limits = true;
+        config.abuse.lockout_threshold = 2;
     })
     .await;
     let ada = app.signed_up("ada@example.com").await;
@@ -140,9 +140,9 @@ async fn a_wrong_current_password_counts_as_a_failed_login() {
 #[tokio::test]
 async fn signups_and_refreshes_are_limited_per_address() {
     let app = spawn_app_with(|config| {
-        config.rate_limits = true;
-        config.rate_signup_per_ip = "2/min".parse().unwrap();
-        config.rate_refresh_per_ip = "1/min".parse().unwrap();
+        config.abuse.rate_limits = true;
+        config.abuse.rate_signup_per_ip = "2/min".parse().unwrap();
+        config.abuse.rate_refresh_per_ip = "1/min".parse().unwrap();
     })
     .await;
     let ada = app.signed_up("ada@example.com").await;
@@ -186,7 +186,7 @@ async fn forwarded_for_is_read_only_from_trusted_proxies() {
     assert_eq!(recorded_ip(&untrusting, "198.51.100.9").await, "127.0.0.1");
 
     let behind_proxy = spawn_app_with(|config| {
-        config.trusted_proxies = vec!["127.0.0.0/8".into(), "10.0.0.0/8".into()];
+        config.server.trusted_proxies = vec!["127.0.0.0/8".into(), "10.0.0.0/8".into()];
     })
     .await;
     behind_proxy.signed_up("ada@example.com").await;
@@ -200,8 +200,8 @@ async fn forwarded_for_is_read_only_from_trusted_proxies() {
 #[tokio::test]
 async fn a_spoofed_forwarded_for_does_not_escape_the_limit() {
     let app = spawn_app_with(|config| {
-        config.rate_limits = true;
-        config.rate_login_per_ip = "2/min".parse().unwrap();
+        config.abuse.rate_limits = true;
+        config.abuse.rate_login_per_ip = "2/min".parse().unwrap();
     })
     .await;
     app.signed_up("ada@example.com").await;
@@ -221,9 +221,9 @@ async fn a_spoofed_forwarded_for_does_not_escape_the_limit() {
 #[tokio::test]
 async fn ipv6_clients_share_the_login_limit_per_64() {
     let app = spawn_app_with(|config| {
-        config.rate_limits = true;
-        config.trusted_proxies = vec!["127.0.0.1".into()];
-        config.rate_login_per_ip = "2/min".parse().unwrap();
+        config.abuse.rate_limits = true;
+        config.server.trusted_proxies = vec!["127.0.0.1".into()];
+        config.abuse.rate_login_per_ip = "2/min".parse().unwrap();
     })
     .await;
     app.signed_up("ada@example.com").await;
@@ -259,10 +259,10 @@ async fn ipv6_clients_share_the_login_limit_per_64() {
 #[tokio::test]
 async fn a_flood_of_new_addresses_does_not_free_a_limited_attacker() {
     let app = spawn_app_with(|config| {
-        config.rate_limits = true;
-        config.trusted_proxies = vec!["127.0.0.1".into()];
-        config.rate_signup_per_ip = "2/min".parse().unwrap();
-        config.rate_limit_keys = 100;
+        config.abuse.rate_limits = true;
+        config.server.trusted_proxies = vec!["127.0.0.1".into()];
+        config.abuse.rate_signup_per_ip = "2/min".parse().unwrap();
+        config.abuse.rate_limit_keys = 100;
     })
     .await;
     let attacker = "198.51.100.66";

@@ -204,7 +204,7 @@ async fn a_raised_bcrypt_cost_upgrades_the_hash_at_the_next_login() {
     app.signed_up("ada@example.com").await;
 
     // The same database, restarted with a higher cost.
-    let app = app.restart_with(|c| c.bcrypt_cost = 5).await;
+    let app = app.restart_with(|c| c.passwords.bcrypt_cost = 5).await;
     let hash = |app: &TestApp| {
         let db = app.db.clone();
         async move {
@@ -254,7 +254,7 @@ async fn a_null_member_is_a_wrong_type_not_an_absent_one() {
 /// window between reading the account and writing it, where the deletion lands here.
 #[tokio::test]
 async fn an_account_deleted_mid_request_is_a_401_not_a_404() {
-    let app = spawn_app_with(|config| config.bcrypt_cost = 12).await;
+    let app = spawn_app_with(|config| config.passwords.bcrypt_cost = 12).await;
     let ada = app.signed_up("ada@example.com").await;
     let change_email = patch_me(
         &app,

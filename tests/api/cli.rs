@@ -12,7 +12,7 @@ use crate::helpers::{PASSWORD, TestApp, spawn_app};
 /// Runs the CLI to completion. The wait happens off the test's runtime thread, where the
 /// server's background tasks run: blocking it could stall them in the middle of a transaction.
 async fn latchkey(app: &TestApp, args: &[&str], stdin: &str) -> (bool, String) {
-    let database_url = app.config.database_url.clone();
+    let database_url = app.config.database.database_url.clone();
     let args: Vec<String> = args.iter().map(|arg| arg.to_string()).collect();
     let stdin = stdin.to_owned();
     tokio::task::spawn_blocking(move || run_cli(&database_url, &args, &stdin))
@@ -140,8 +140,8 @@ async fn the_bootstrap_admin_never_promotes_an_existing_account() {
     assert_eq!(response.status(), StatusCode::CREATED);
     let app = app
         .restart_with(|config| {
-            config.bootstrap_admin_email = Some("boot@example.com".into());
-            config.bootstrap_admin_password = Some(PASSWORD.into());
+            config.operations.bootstrap_admin_email = Some("boot@example.com".into());
+            config.operations.bootstrap_admin_password = Some(PASSWORD.into());
         })
         .await;
 
@@ -256,8 +256,8 @@ async fn the_cli_refuses_bad_input_and_the_last_admin_demotion() {
 #[tokio::test]
 async fn the_bootstrap_admin_is_created_once() {
     let app = crate::helpers::spawn_app_with(|config| {
-        config.bootstrap_admin_email = Some("boot@example.com".into());
-        config.bootstrap_admin_password = Some(PASSWORD.into());
+        config.operations.bootstrap_admin_email = Some("boot@example.com".into());
+        config.operations.bootstrap_admin_password = Some(PASSWORD.into());
     })
     .await;
     let app = app.restart().await;

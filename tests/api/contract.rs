@@ -74,7 +74,7 @@ fn every_served_route_is_documented_and_every_documented_route_served() {
 
 #[tokio::test]
 async fn every_documented_operation_is_routed() {
-    let app = spawn_app_with(|config| config.metrics_on_api = true).await;
+    let app = spawn_app_with(|config| config.operations.metrics_on_api = true).await;
     for operation in documented_operations() {
         let (method, path) = operation.split_once(' ').unwrap();
         let response = app

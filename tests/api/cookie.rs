@@ -9,8 +9,8 @@ const APP_ORIGIN: &str = "https://app.example.test";
 
 async fn cookie_app() -> TestApp {
     spawn_app_with(|config| {
-        config.refresh_cookie = true;
-        config.cors_origins = vec![APP_ORIGIN.into()];
+        config.tokens.refresh_cookie = true;
+        config.server.cors_origins = vec![APP_ORIGIN.into()];
     })
     .await
 }
@@ -342,9 +342,9 @@ async fn refresh_with_cookie(app: &TestApp, cookie: &str) -> Response {
 #[tokio::test]
 async fn a_rotated_away_cookie_cannot_log_other_sessions_out() {
     let app = spawn_app_with(|config| {
-        config.refresh_cookie = true;
-        config.cors_origins = vec![APP_ORIGIN.into()];
-        config.refresh_reuse_interval = 0;
+        config.tokens.refresh_cookie = true;
+        config.server.cors_origins = vec![APP_ORIGIN.into()];
+        config.tokens.refresh_reuse_interval = 0;
     })
     .await;
     app.signed_up("ada@example.com").await;

@@ -19,7 +19,7 @@ async fn preflight(app: &crate::helpers::TestApp, origin: &str) -> reqwest::Resp
 
 #[tokio::test]
 async fn a_configured_origin_is_allowed_with_the_authorization_header() {
-    let app = spawn_app_with(|config| config.cors_origins = vec![SPA.into()]).await;
+    let app = spawn_app_with(|config| config.server.cors_origins = vec![SPA.into()]).await;
 
     let response = preflight(&app, SPA).await;
 
@@ -52,7 +52,7 @@ async fn a_configured_origin_is_allowed_with_the_authorization_header() {
 
 #[tokio::test]
 async fn other_origins_get_no_cors_headers() {
-    let app = spawn_app_with(|config| config.cors_origins = vec![SPA.into()]).await;
+    let app = spawn_app_with(|config| config.server.cors_origins = vec![SPA.into()]).await;
     let response = preflight(&app, "http://evil.example.test").await;
     assert!(
         response

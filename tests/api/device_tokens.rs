@@ -30,8 +30,8 @@ async fn login_with(
 /// addresses taken from X-Forwarded-For.
 async fn app_with_limits() -> TestApp {
     spawn_app_with(|config| {
-        config.rate_limits = true;
-        config.trusted_proxies = vec!["127.0.0.1".into()];
+        config.abuse.rate_limits = true;
+        config.server.trusted_proxies = vec!["127.0.0.1".into()];
     })
     .await
 }
@@ -188,7 +188,7 @@ async fn a_device_token_counts_only_for_its_account_and_a_tampered_one_not_at_al
 
 #[tokio::test]
 async fn in_cookie_mode_the_device_token_is_in_the_body() {
-    let app = spawn_app_with(|config| config.refresh_cookie = true).await;
+    let app = spawn_app_with(|config| config.tokens.refresh_cookie = true).await;
     let signup = app.signed_up("ada@example.com").await;
     assert!(signup.get("refresh_token").is_none());
     assert!(signup["device_token"].is_string());

@@ -134,7 +134,7 @@ async fn a_new_address_takes_effect_only_once_confirmed_from_its_mailbox() {
 
 #[tokio::test]
 async fn expired_unknown_and_other_tokens_do_not_confirm() {
-    let (app, sink) = spawn_app_with_mail(|config| config.verify_ttl = 1).await;
+    let (app, sink) = spawn_app_with_mail(|config| config.mail.verify_ttl = 1).await;
     let ada = signed_up(&app, &sink, "ada@example.com").await;
     assert_eq!(
         change_email(&app, &ada, "ada@new.example").await.status(),

@@ -77,7 +77,7 @@ async fn signup_mails_a_link_that_verifies_the_address_once() {
 
 #[tokio::test]
 async fn unknown_expired_and_reset_tokens_do_not_verify() {
-    let (app, sink) = spawn_app_with_mail(|config| config.verify_ttl = 1).await;
+    let (app, sink) = spawn_app_with_mail(|config| config.mail.verify_ttl = 1).await;
     let tokens = app.signed_up("ada@example.com").await;
     let expiring = verification_token(&sink, "ada@example.com").await;
     app.post_json(
@@ -103,8 +103,8 @@ async fn unknown_expired_and_reset_tokens_do_not_verify() {
 #[tokio::test]
 async fn resend_mails_a_new_link_and_is_limited_per_user() {
     let (app, sink) = spawn_app_with_mail(|config| {
-        config.rate_limits = true;
-        config.rate_resend_per_user = "2/h".parse().unwrap();
+        config.abuse.rate_limits = true;
+        config.abuse.rate_resend_per_user = "2/h".parse().unwrap();
     })
     .await;
     let ada = app.signed_up("ada@example.com").await;
@@ -233,9 +233,9 @@ fn keys(body: &Value) -> Vec<String> {
 #[tokio::test]
 async fn logins_wait_for_a_verified_address_when_required() {
     let (app, sink) = spawn_app_with_mail(|config| {
-        config.require_email_verification = true;
-        config.bootstrap_admin_email = Some("root@example.com".into());
-        config.bootstrap_admin_password = Some(PASSWORD.into());
+        config.mail.require_email_verification = true;
+        config.operations.bootstrap_admin_email = Some("root@example.com".into());
+        config.operations.bootstrap_admin_password = Some(PASSWORD.into());
     })
     .await;
     assert_eq!(
@@ -279,7 +279,8 @@ async fn logins_wait_for_a_verified_address_when_required() {
 
 #[tokio::test]
 async fn when_verification_is_required_signup_hands_out_no_session() {
-    let (app, sink) = spawn_app_with_mail(|config| config.require_email_verification = true).await;
+    let (app, sink) =
+        spawn_app_with_mail(|config| config.mail.require_email_verification = true).await;
 
     let response = app.signup("ada@example.com").await;
 
@@ -302,7 +303,8 @@ async fn when_verification_is_required_signup_hands_out_no_session() {
 #[tokio::test]
 async fn when_verification_is_required_a_taken_address_gets_the_same_answer_and_its_owner_a_notice()
 {
-    let (app, sink) = spawn_app_with_mail(|config| config.require_email_verification = true).await;
+    let (app, sink) =
+        spawn_app_with_mail(|config| config.mail.require_email_verification = true).await;
     let first = app.signup("ada@example.com").await;
     let first_status = first.status();
     let first_body: Value = first.json().await.unwrap();
@@ -349,7 +351,7 @@ async fn when_verification_is_required_an_unverified_session_cannot_be_refreshed
     let tokens = app.signed_up("ada@example.com").await;
     let token = verification_token(&sink, "ada@example.com").await;
     let app = app
-        .restart_with(|config| config.require_email_verification = true)
+        .restart_with(|config| config.mail.require_email_verification = true)
         .await;
     let refresh_token = tokens["refresh_token"].as_str().unwrap();
 
@@ -408,9 +410,9 @@ async fn the_smtp_url_credentials_and_sender_are_used() {
     let sink = SmtpSink::start().await;
     let url = sink.url().replace("smtp://", "smtp://mailer:p%40ss@");
     let app = crate::helpers::spawn_app_with(|config| {
-        config.smtp_url = Some(url);
-        config.mail_from = "Acme Accounts <accounts@acme.test>".into();
-        config.public_url = "https://acme.test/app/".into();
+        config.mail.smtp_url = Some(url);
+        config.mail.mail_from = "Acme Accounts <accounts@acme.test>".into();
+        config.mail.public_url = "https://acme.test/app/".into();
     })
     .await;
 

@@ -67,17 +67,17 @@ pub async fn spawn_app_with(customise: impl FnOnce(&mut Config)) -> TestApp {
     // The defaults, except what a test run needs: any free port, cheap hashing, no rate limits
     // (tests log in many times from one address; tests/api/abuse.rs turns them on), few threads.
     let mut config = Config::defaults();
-    config.addr = "127.0.0.1:0".into();
-    config.database_url = database_url;
+    config.server.addr = "127.0.0.1:0".into();
+    config.database.database_url = database_url;
     // SQLite runs without a configured secret, exercising the generated one; PostgreSQL refuses
     // to start without one.
-    config.jwt_secret = is_postgres().then(|| TEST_SECRET.to_owned());
-    config.bcrypt_cost = 4;
-    config.rate_limits = false;
+    config.tokens.jwt_secret = is_postgres().then(|| TEST_SECRET.to_owned());
+    config.passwords.bcrypt_cost = 4;
+    config.abuse.rate_limits = false;
     // Mail goes to the log unless a test starts an SMTP sink (tests/api/smtp_sink.rs).
-    config.public_url = "http://app.test".into();
-    config.hash_threads = Some(2);
-    config.workers = Some(1);
+    config.mail.public_url = "http://app.test".into();
+    config.passwords.hash_threads = Some(2);
+    config.server.workers = Some(1);
     customise(&mut config);
     start(config, Arc::new(database)).await
 }
@@ -88,8 +88,8 @@ pub const ADMIN_EMAIL: &str = "root@example.com";
 /// token response.
 pub async fn spawn_app_with_admin() -> (TestApp, Value) {
     let app = spawn_app_with(|config| {
-        config.bootstrap_admin_email = Some(ADMIN_EMAIL.into());
-        config.bootstrap_admin_password = Some(PASSWORD.into());
+        config.operations.bootstrap_admin_email = Some(ADMIN_EMAIL.into());
+        config.operations.bootstrap_admin_password = Some(PASSWORD.into());
     })
     .await;
     let response = app.login(ADMIN_EMAIL, PASSWORD).await;
@@ -110,7 +110,7 @@ async fn start(config: Config, database: Arc<TestDatabase>) -> TestApp {
     let handle = app.handle();
     tokio::spawn(app.run_until_stopped());
     install_drivers();
-    let db = AnyPool::connect(&config.database_url)
+    let db = AnyPool::connect(&config.database.database_url)
         .await
         .expect("the test could not open the database");
     TestApp {

@@ -32,7 +32,7 @@ async fn a_request_id_is_echoed_or_generated() {
 
 #[tokio::test]
 async fn metrics_count_requests_logins_and_revocations() {
-    let app = spawn_app_with(|config| config.metrics_on_api = true).await;
+    let app = spawn_app_with(|config| config.operations.metrics_on_api = true).await;
     let tokens = app.signed_up("ada@example.com").await;
     app.login("ada@example.com", "wrong password").await;
     app.login("ada@example.com", PASSWORD).await;
@@ -77,8 +77,8 @@ async fn metrics_are_not_public_unless_put_on_the_api_listener() {
     assert_eq!(response.status(), StatusCode::NOT_FOUND);
 
     let off = spawn_app_with(|config| {
-        config.metrics = false;
-        config.metrics_on_api = true;
+        config.operations.metrics = false;
+        config.operations.metrics_on_api = true;
     })
     .await;
     let response = off.client.get(off.url("/metrics")).send().await.unwrap();
@@ -93,7 +93,8 @@ async fn metrics_can_be_served_on_their_own_address() {
         .unwrap()
         .port();
     let moved =
-        spawn_app_with(|config| config.metrics_addr = Some(format!("127.0.0.1:{port}"))).await;
+        spawn_app_with(|config| config.operations.metrics_addr = Some(format!("127.0.0.1:{port}")))
+            .await;
     let on_api = moved
         .client
         .get(moved.url("/metrics"))

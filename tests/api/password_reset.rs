@@ -168,7 +168,7 @@ async fn the_answer_takes_the_same_time_whether_or_not_the_account_exists() {
     // real account) were on the request path, known addresses would answer that much later.
     let sink = SmtpSink::start_with_delay(Duration::from_millis(300)).await;
     let url = sink.url();
-    let app = spawn_app_with(|config| config.smtp_url = Some(url)).await;
+    let app = spawn_app_with(|config| config.mail.smtp_url = Some(url)).await;
     app.signed_up("ada@example.com").await;
     forgot(&app, "warm-up@example.com").await;
 
@@ -203,7 +203,7 @@ async fn the_answer_takes_the_same_time_whether_or_not_the_account_exists() {
 
 #[tokio::test]
 async fn an_expired_link_is_refused_and_stays_unspent() {
-    let (app, sink) = spawn_app_with_mail(|config| config.reset_ttl = 1).await;
+    let (app, sink) = spawn_app_with_mail(|config| config.mail.reset_ttl = 1).await;
     signed_up(&app, &sink, "ada@example.com").await;
     let token = reset_token(&app, &sink, "ada@example.com").await;
 
@@ -396,8 +396,8 @@ async fn a_link_mailed_to_a_former_address_does_not_work() {
 #[tokio::test]
 async fn a_disabled_account_gets_the_same_answer_and_no_mail() {
     let (app, sink) = spawn_app_with_mail(|config| {
-        config.bootstrap_admin_email = Some("root@example.com".into());
-        config.bootstrap_admin_password = Some(PASSWORD.into());
+        config.operations.bootstrap_admin_email = Some("root@example.com".into());
+        config.operations.bootstrap_admin_password = Some(PASSWORD.into());
     })
     .await;
     let ada = signed_up(&app, &sink, "ada@example.com").await;
@@ -430,7 +430,7 @@ async fn a_failed_delivery_is_not_shown_to_the_requester() {
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("smtp://127.0.0.1:{}", closed.local_addr().unwrap().port());
     drop(closed);
-    let app = spawn_app_with(|config| config.smtp_url = Some(url)).await;
+    let app = spawn_app_with(|config| config.mail.smtp_url = Some(url)).await;
     app.signed_up("ada@example.com").await;
 
     let known = forgot(&app, "ada@example.com").await;
@@ -443,10 +443,10 @@ async fn a_failed_delivery_is_not_shown_to_the_requester() {
 #[tokio::test]
 async fn requests_are_limited_per_address_and_per_email_alike_for_unknown_ones() {
     let (app, sink) = spawn_app_with_mail(|config| {
-        config.rate_limits = true;
-        config.trusted_proxies = vec!["127.0.0.1".into()];
-        config.rate_forgot_per_ip = "3/h".parse().unwrap();
-        config.rate_forgot_per_email = "2/h".parse().unwrap();
+        config.abuse.rate_limits = true;
+        config.server.trusted_proxies = vec!["127.0.0.1".into()];
+        config.abuse.rate_forgot_per_ip = "3/h".parse().unwrap();
+        config.abuse.rate_forgot_per_email = "2/h".parse().unwrap();
     })
     .await;
     signed_up(&app, &sink, "ada@example.com").await;
@@ -480,7 +480,8 @@ async fn requests_are_limited_per_address_and_per_email_alike_for_unknown_ones()
 
 #[tokio::test]
 async fn a_reset_verifies_the_address_it_was_mailed_to() {
-    let (app, sink) = spawn_app_with_mail(|config| config.require_email_verification = true).await;
+    let (app, sink) =
+        spawn_app_with_mail(|config| config.mail.require_email_verification = true).await;
     // Signup hands out no session then, only the verification link.
     assert_eq!(
         app.signup("ada@example.com").await.status(),

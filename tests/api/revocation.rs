@@ -33,7 +33,7 @@ async fn a_revoked_sessions_access_token_stays_refused_after_a_restart() {
 
 #[tokio::test]
 async fn expired_sessions_and_refresh_tokens_are_pruned_in_the_background() {
-    let app = spawn_app_with(|config| config.prune_interval = 1).await;
+    let app = spawn_app_with(|config| config.tokens.prune_interval = 1).await;
     app.signed_up("ada@example.com").await;
     let live = app.signed_up("bob@example.com").await;
     sqlx::query(

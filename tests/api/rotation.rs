@@ -13,7 +13,7 @@ fn token<'a>(body: &'a Value, field: &str) -> &'a str {
 
 #[tokio::test]
 async fn reuse_outside_the_interval_revokes_the_whole_session() {
-    let app = spawn_app_with(|config| config.refresh_reuse_interval = 0).await;
+    let app = spawn_app_with(|config| config.tokens.refresh_reuse_interval = 0).await;
     let first = app.signed_up("ada@example.com").await;
     let second: Value = app
         .refresh(token(&first, "refresh_token"))
@@ -47,7 +47,7 @@ async fn reuse_outside_the_interval_revokes_the_whole_session() {
 
 #[tokio::test]
 async fn reuse_does_not_touch_the_users_other_sessions() {
-    let app = spawn_app_with(|config| config.refresh_reuse_interval = 0).await;
+    let app = spawn_app_with(|config| config.tokens.refresh_reuse_interval = 0).await;
     let stolen = app.signed_up("ada@example.com").await;
     let other: Value = app
         .login("ada@example.com", crate::helpers::PASSWORD)

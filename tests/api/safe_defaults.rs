@@ -17,6 +17,7 @@ async fn the_sqlite_database_is_readable_by_its_owner_only() {
     app.signed_up("ada@example.com").await;
     let path = app
         .config
+        .database
         .database_url
         .strip_prefix("sqlite://")
         .unwrap()
@@ -44,8 +45,8 @@ async fn a_weak_secret_stops_the_server_with_a_way_to_make_a_good_one() {
     ] {
         let app = spawn_app_with(|_| {}).await;
         let mut config = app.config.clone();
-        config.jwt_keys = Vec::new();
-        config.jwt_secret = Some(weak.clone());
+        config.tokens.jwt_keys = Vec::new();
+        config.tokens.jwt_secret = Some(weak.clone());
         let err = Application::build(config.clone())
             .await
             .err()
@@ -55,8 +56,8 @@ async fn a_weak_secret_stops_the_server_with_a_way_to_make_a_good_one() {
         assert!(message.contains("openssl rand"), "{message}");
         assert!(!message.contains(&weak), "the secret is in the message");
 
-        config.jwt_secret = None;
-        config.jwt_keys = vec![format!("k1:{weak}")];
+        config.tokens.jwt_secret = None;
+        config.tokens.jwt_keys = vec![format!("k1:{weak}")];
         assert!(
             Application::build(config).await.is_err(),
             "{weak:?} as a key"

@@ -227,7 +227,8 @@ async fn another_users_session_or_a_bad_id_is_404() {
 /// (and the table) without bound.
 #[tokio::test]
 async fn logins_past_the_cap_revoke_the_oldest_sessions() {
-    let app = crate::helpers::spawn_app_with(|config| config.max_sessions_per_user = 3).await;
+    let app =
+        crate::helpers::spawn_app_with(|config| config.tokens.max_sessions_per_user = 3).await;
     let first = app.signed_up("ada@example.com").await;
     let mut logins = Vec::new();
     for device in ["phone", "laptop", "tablet"] {

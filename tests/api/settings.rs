@@ -12,14 +12,14 @@ use crate::helpers::{PASSWORD, spawn_app_with};
 #[tokio::test]
 async fn every_duration_setting_at_its_maximum_still_signs_up_logs_in_and_refreshes() {
     let app = spawn_app_with(|config| {
-        config.access_ttl = 86_400;
-        config.refresh_ttl = MAX_SESSION_SECS;
-        config.session_max_age = MAX_SESSION_SECS;
-        config.refresh_reuse_interval = 300;
-        config.prune_interval = MAX_PRUNE_INTERVAL_SECS;
-        config.lockout_base_delay = 900;
-        config.reset_ttl = 7 * 86_400;
-        config.verify_ttl = 30 * 86_400;
+        config.tokens.access_ttl = 86_400;
+        config.tokens.refresh_ttl = MAX_SESSION_SECS;
+        config.tokens.session_max_age = MAX_SESSION_SECS;
+        config.tokens.refresh_reuse_interval = 300;
+        config.tokens.prune_interval = MAX_PRUNE_INTERVAL_SECS;
+        config.abuse.lockout_base_delay = 900;
+        config.mail.reset_ttl = 7 * 86_400;
+        config.mail.verify_ttl = 30 * 86_400;
     })
     .await;
 

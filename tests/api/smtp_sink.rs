@@ -97,7 +97,7 @@ pub async fn spawn_app_with_mail(customise: impl FnOnce(&mut Config)) -> (TestAp
     let sink = SmtpSink::start().await;
     let url = sink.url();
     let app = spawn_app_with(|config| {
-        config.smtp_url = Some(url);
+        config.mail.smtp_url = Some(url);
         customise(config);
     })
     .await;

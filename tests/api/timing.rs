@@ -58,9 +58,9 @@ async fn assert_same_time(app: &TestApp, cases: &[(&str, &str, StatusCode)]) {
 async fn unknown_email_wrong_password_and_disabled_account_take_the_same_time() {
     // A cost at which bcrypt dominates the request, as it does in production.
     let app = spawn_app_with(|config| {
-        config.bcrypt_cost = 8;
-        config.bootstrap_admin_email = Some("root@example.com".into());
-        config.bootstrap_admin_password = Some(PASSWORD.into());
+        config.passwords.bcrypt_cost = 8;
+        config.operations.bootstrap_admin_email = Some("root@example.com".into());
+        config.operations.bootstrap_admin_password = Some(PASSWORD.into());
     })
     .await;
     app.signed_up("ada@example.com").await;
@@ -102,7 +102,7 @@ async fn unknown_email_wrong_password_and_disabled_account_take_the_same_time() 
 /// answer a wrong password faster than an unknown email does: that would list dormant accounts.
 #[tokio::test]
 async fn an_account_with_an_older_cheaper_hash_answers_as_slowly_as_an_unknown_email() {
-    let app = spawn_app_with(|config| config.bcrypt_cost = 8).await;
+    let app = spawn_app_with(|config| config.passwords.bcrypt_cost = 8).await;
     app.signed_up("old@example.com").await;
     // The hash it would have kept from before the cost was raised.
     let old_hash = bcrypt::hash(PASSWORD, 4).unwrap();
@@ -138,8 +138,8 @@ async fn with_verification_required_a_signup_for_a_taken_address_takes_as_long_a
     // is rolled back): ~20 ms on the test machine's PostgreSQL, next to a hash that takes a
     // quarter of a second at the default cost. Cost 10 keeps that ratio honest in a debug build.
     let app = spawn_app_with(|config| {
-        config.bcrypt_cost = 10;
-        config.require_email_verification = true;
+        config.passwords.bcrypt_cost = 10;
+        config.mail.require_email_verification = true;
     })
     .await;
     assert_eq!(

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use crate::helpers::{TEST_SECRET, TestApp, assert_problem, spawn_app_with};
 
 async fn app_with_known_secret() -> (TestApp, Value) {
-    let app = spawn_app_with(|config| config.jwt_secret = Some(TEST_SECRET.into())).await;
+    let app = spawn_app_with(|config| config.tokens.jwt_secret = Some(TEST_SECRET.into())).await;
     let tokens = app.signed_up("ada@example.com").await;
     (app, tokens)
 }
@@ -148,8 +148,8 @@ async fn signing_keys_rotate_across_restarts_without_logging_anyone_out() {
     let first = format!("k1:{TEST_SECRET}");
     let second = format!("k2:{}", "Rb5Nw2Xk8Mv4Qj7Tz1Cy6Hf3Ld9Gp0Sa#");
     let app = spawn_app_with(|config| {
-        config.jwt_secret = None;
-        config.jwt_keys = vec![first.clone()];
+        config.tokens.jwt_secret = None;
+        config.tokens.jwt_keys = vec![first.clone()];
     })
     .await;
     let before = app.signed_up("ada@example.com").await;
@@ -157,7 +157,7 @@ async fn signing_keys_rotate_across_restarts_without_logging_anyone_out() {
 
     // Step 1: the new key signs, the old one still verifies.
     let app = app
-        .restart_with(|config| config.jwt_keys = vec![second.clone(), first.clone()])
+        .restart_with(|config| config.tokens.jwt_keys = vec![second.clone(), first.clone()])
         .await;
     assert_eq!(app.me(&old_token).await.status(), StatusCode::OK);
     let renewed: Value = app
@@ -171,7 +171,7 @@ async fn signing_keys_rotate_across_restarts_without_logging_anyone_out() {
 
     // Step 2, once old tokens have expired: the old key goes.
     let app = app
-        .restart_with(|config| config.jwt_keys = vec![second.clone()])
+        .restart_with(|config| config.tokens.jwt_keys = vec![second.clone()])
         .await;
     assert_eq!(app.me(&new_token).await.status(), StatusCode::OK);
     let response = app.me(&old_token).await;
