@@ -1,0 +1,84 @@
+//! `POST /v1/auth/refresh`.
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::Deserialize;
+use uuid::Uuid;
+
+use std::net::IpAddr;
+
+use super::{shifted, stored_refresh_token, token_response};
+use crate::auth::RefreshToken;
+use crate::http::error::{ApiError, ApiResult, FieldError};
+use crate::http::extract::{ClientIp, OptionalJsonBody};
+use crate::http::state::AppState;
+use crate::store::RefreshOutcome;
+
+#[derive(Deserialize)]
+pub struct RefreshBody {
+    /// May be left out in cookie mode, where the cookie carries it (and so may the whole body).
+    refresh_token: Option<String>,
+}
+
+/// Rotates a refresh token. Presenting one that was rotated away is treated as theft (RFC 9700
+/// §4.14.2) unless it happens within the reuse interval, which is what concurrent refreshes from
+/// two tabs look like: those get the same successor the first refresh got.
+pub async fn refresh(
+    state: web::Data<AppState>,
+    ClientIp(ip): ClientIp,
+    req: HttpRequest,
+    OptionalJsonBody(body): OptionalJsonBody<RefreshBody>,
+) -> ApiResult {
+    state.limits.refresh(ip)?;
+    // No body is `{}`: in cookie mode the cookie carries the token, else the member is missing.
+    let token = match body.and_then(|body| body.refresh_token) {
+        Some(token) => token,
+        None => state.refresh_cookie.read(&req)?.ok_or_else(|| {
+            ApiError::Validation(vec![FieldError::new(
+                "refresh_token",
+                "required",
+                "is required",
+            )])
+        })?,
+    };
+    let presented = RefreshToken::hash_presented(&token);
+    let successor = state.refresh_tokens.successor(&token);
+    let next = stored_refresh_token(&state, &successor)?;
+    let reuse_since = shifted(next.created_at, -state.refresh_reuse_interval)?;
+    // Like login: a required verification gates every new access token, so a session opened
+    // before the address had to be verified cannot outlive the rule.
+    let require_verified = state.email.verification_required();
+    match state
+        .sessions
+        .rotate(&presented, &next, reuse_since, require_verified)
+        .await?
+    {
+        RefreshOutcome::Rotated(rotation) | RefreshOutcome::Replayed(rotation) => token_response(
+            HttpResponse::Ok(),
+            &state,
+            rotation.user,
+            rotation.session_id,
+            successor,
+        ),
+        RefreshOutcome::Reused {
+            user_id,
+            session_id,
+            ..
+        } => Err(refresh_token_reused(user_id, session_id, ip)),
+        RefreshOutcome::Invalid => Err(ApiError::InvalidRefreshToken),
+        RefreshOutcome::Unverified => Err(ApiError::EmailNotVerified),
+    }
+}
+
+/// The sessions service has revoked a session whose rotated-away refresh token came back: tell
+/// the operator, and the client.
+pub(super) fn refresh_token_reused(user_id: Uuid, session_id: Uuid, ip: IpAddr) -> ApiError {
+    tracing::warn!(
+        target: "latchkey::audit",
+        event = "refresh_token_reused",
+        %user_id,
+        %session_id,
+        %ip,
+        "a rotated-away refresh token was presented again; the session is revoked"
+    );
+    ApiError::RefreshTokenReused
+}
