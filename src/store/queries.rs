@@ -195,16 +195,24 @@ macro_rules! impl_store {
 
             async fn migrate(&self) -> Result<usize, StoreError> {
                 use sqlx::migrate::Migrate;
-                // Counted as the applied rows before and after, so the operator learns whether
-                // this run changed the schema; the migrator itself does not say.
-                let applied = || async {
-                    let mut conn = self.pool.acquire().await?;
+                let mut conn = self.pool.acquire().await?;
+                // The applied rows are counted before and after, so the operator learns whether
+                // this run changed the schema (the migrator itself does not say). All of it runs
+                // under the migrator's lock (advisory on PostgreSQL): instances starting together
+                // must not race to create the bookkeeping table, nor count each other's work.
+                conn.lock().await?;
+                let applied = async {
                     conn.ensure_migrations_table().await?;
-                    Ok::<_, StoreError>(conn.list_applied_migrations().await?.len())
-                };
-                let before = applied().await?;
-                $migrator.run(&self.pool).await?;
-                Ok(applied().await?.saturating_sub(before))
+                    let before = conn.list_applied_migrations().await?.len();
+                    let mut migrator = $migrator;
+                    migrator.set_locking(false);
+                    migrator.run_direct(&mut *conn).await?;
+                    let after = conn.list_applied_migrations().await?.len();
+                    Ok::<_, StoreError>(after.saturating_sub(before))
+                }
+                .await;
+                conn.unlock().await?;
+                applied
             }
 
             async fn ping(&self) -> Result<(), StoreError> {

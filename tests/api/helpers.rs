@@ -64,8 +64,26 @@ pub async fn spawn_app() -> TestApp {
 /// The application on a fresh database, with `customise` applied to the test configuration.
 pub async fn spawn_app_with(customise: impl FnOnce(&mut Config)) -> TestApp {
     let (database_url, database) = fresh_database().await;
-    // The defaults, except what a test run needs: any free port, cheap hashing, no rate limits
-    // (tests log in many times from one address; tests/api/abuse.rs turns them on), few threads.
+    let mut config = test_config(database_url);
+    customise(&mut config);
+    start(config, Arc::new(database)).await
+}
+
+/// Two instances built at the same moment on one fresh database, as a deployment's replicas
+/// start together.
+pub async fn spawn_two_apps_at_once() -> (TestApp, TestApp) {
+    let (database_url, database) = fresh_database().await;
+    let config = test_config(database_url);
+    let database = Arc::new(database);
+    tokio::join!(
+        start(config.clone(), database.clone()),
+        start(config, database)
+    )
+}
+
+/// The defaults, except what a test run needs: any free port, cheap hashing, no rate limits
+/// (tests log in many times from one address; tests/api/abuse.rs turns them on), few threads.
+fn test_config(database_url: String) -> Config {
     let mut config = Config::defaults();
     config.server.addr = "127.0.0.1:0".into();
     config.database.database_url = database_url;
@@ -78,8 +96,7 @@ pub async fn spawn_app_with(customise: impl FnOnce(&mut Config)) -> TestApp {
     config.mail.public_url = "http://app.test".into();
     config.passwords.hash_threads = Some(2);
     config.server.workers = Some(1);
-    customise(&mut config);
-    start(config, Arc::new(database)).await
+    config
 }
 
 pub const ADMIN_EMAIL: &str = "root@example.com";
