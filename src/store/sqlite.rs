@@ -191,3 +191,54 @@ impl_store!(
         })
     }
 );
+
+#[cfg(test)]
+mod tests {
+    use chrono::Utc;
+    use uuid::Uuid;
+
+    use super::*;
+    use crate::store::{Store, UserQuery};
+
+    /// The plan SQLite makes for a page of users. Every access goes through an index, never a
+    /// scan of the table. Without an email prefix there is no sort either: the first page walks
+    /// `(created_at, id)` in order and stops at the limit, a later one starts at the cursor, so a
+    /// page costs the same at a thousand users or ten million. With a prefix, only the matching
+    /// emails are read (and sorted).
+    async fn plan(query: &UserQuery) -> String {
+        let store = SqliteStore::connect("sqlite::memory:").await.unwrap();
+        store.migrate().await.unwrap();
+        let sql = format!("EXPLAIN QUERY PLAN {}", list_users_query(query).sql());
+        let rows: Vec<(i64, i64, i64, String)> =
+            sqlx::query_as(&sql).fetch_all(&store.pool).await.unwrap();
+        rows.into_iter()
+            .map(|(_, _, _, detail)| detail)
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    #[tokio::test]
+    async fn every_page_of_users_is_read_through_an_index() {
+        let cursor = Some((Utc::now(), Uuid::new_v4()));
+        let prefix = Some("ada".to_owned());
+        for (after, email_prefix) in [
+            (None, None),
+            (cursor, None),
+            (None, prefix.clone()),
+            (cursor, prefix),
+        ] {
+            let query = UserQuery {
+                limit: 50,
+                after,
+                email_prefix,
+            };
+            let plan = plan(&query).await;
+            for step in plan.split("; ").filter(|step| step.contains(" users")) {
+                assert!(step.contains("USING INDEX"), "{plan}");
+            }
+            if query.email_prefix.is_none() {
+                assert!(!plan.contains("TEMP B-TREE"), "{plan}");
+            }
+        }
+    }
+}
