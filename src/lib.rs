@@ -3,6 +3,7 @@
 
 pub mod abuse;
 pub mod accounts;
+pub mod audit;
 pub mod auth;
 pub mod config;
 pub mod domain;

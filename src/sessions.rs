@@ -34,6 +34,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use crate::audit::{self, AuditEvent};
 use crate::auth::RevocationList;
 use crate::metrics::Metrics;
 use crate::store::{
@@ -210,13 +211,10 @@ impl Sessions {
             .revoke(session_ids.iter().map(|session_id| (*session_id, at)));
         self.metrics.sessions_revoked(session_ids.len());
         for session_id in session_ids {
-            tracing::info!(
-                target: "latchkey::audit",
-                event = "session_revoked",
-                %user_id,
-                %session_id,
-                "session revoked"
-            );
+            audit::record(AuditEvent::SessionRevoked {
+                user_id,
+                session_id: *session_id,
+            });
         }
     }
 }

@@ -14,6 +14,7 @@ use tokio::task::JoinHandle;
 
 use crate::abuse::{Limits, TrustedProxies};
 use crate::accounts::{self, BootstrapOutcome};
+use crate::audit::{self, AuditEvent};
 use crate::auth::{
     AccessTokens, DeviceTokens, JwtSecret, KeySet, PasswordHasher, RefreshTokens, RevocationList,
     random_token,
@@ -329,18 +330,14 @@ async fn bootstrap_admin(
         .map_err(|why| anyhow::anyhow!("LATCHKEY_BOOTSTRAP_ADMIN_PASSWORD {why}"))?;
     match accounts::bootstrap_admin(store, hasher, &email, &password).await? {
         BootstrapOutcome::Created => {
-            tracing::info!(target: "latchkey::audit", event = "admin_bootstrapped", email = %email, "bootstrap admin created");
+            audit::record(AuditEvent::AdminBootstrapped { email: &email });
         }
         BootstrapOutcome::AlreadyAdmin => {}
         // Not fatal: after a deliberate demotion every restart would fail. But the operator must
         // hear of it, since it is also what a squatted address looks like.
-        BootstrapOutcome::NotAdmin => tracing::warn!(
-            target: "latchkey::audit",
-            event = "admin_bootstrap_refused",
-            email = %email,
-            "LATCHKEY_BOOTSTRAP_ADMIN_EMAIL names an existing account that is not an admin; it \
-             was not promoted. Promote it with `latchkey admin set-role` if it is yours"
-        ),
+        BootstrapOutcome::NotAdmin => {
+            audit::record(AuditEvent::AdminBootstrapRefused { email: &email })
+        }
     }
     Ok(())
 }

@@ -8,6 +8,7 @@ use uuid::Uuid;
 
 use super::{Transport, templates};
 use crate::Config;
+use crate::audit::{self, AuditEvent};
 use crate::auth::{random_token, token_hash};
 use crate::domain::Email;
 use crate::store::{self, EmailTokenPurpose, NewEmailToken, Store};
@@ -212,7 +213,7 @@ impl Worker {
             .await?;
         let mail = templates::password_reset(&user.email, &link, self.reset_ttl);
         self.transport.deliver(&mail).await?;
-        tracing::info!(target: "latchkey::audit", event = "password_reset_mailed", user_id = %user.id, "password reset link mailed");
+        audit::record(AuditEvent::PasswordResetMailed { user_id: user.id });
         Ok(())
     }
 
@@ -229,7 +230,7 @@ impl Worker {
         self.transport
             .deliver(&templates::signup_attempt(&user.email))
             .await?;
-        tracing::info!(target: "latchkey::audit", event = "signup_attempt_mailed", user_id = %user.id, "the owner of a taken address was told of a signup attempt");
+        audit::record(AuditEvent::SignupAttemptMailed { user_id: user.id });
         Ok(())
     }
 
@@ -250,7 +251,7 @@ impl Worker {
             .await?;
         let confirmation = templates::email_change(new_email, &link, self.verify_ttl);
         self.transport.deliver(&confirmation).await?;
-        tracing::info!(target: "latchkey::audit", event = "email_change_mailed", %user_id, "email change link mailed to the new address");
+        audit::record(AuditEvent::EmailChangeMailed { user_id });
         self.transport
             .deliver(&templates::email_change_notice(email, new_email))
             .await?;
@@ -269,7 +270,7 @@ impl Worker {
             .await?;
         let mail = templates::verify_email(email, &link, self.verify_ttl);
         self.transport.deliver(&mail).await?;
-        tracing::info!(target: "latchkey::audit", event = "verification_mailed", %user_id, "email verification link mailed");
+        audit::record(AuditEvent::VerificationMailed { user_id });
         Ok(())
     }
 

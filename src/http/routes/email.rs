@@ -6,6 +6,7 @@ use serde::Deserialize;
 
 use super::me::account_gone;
 use super::password::Accepted;
+use crate::audit::{self, AuditEvent};
 use crate::auth::token_hash;
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::{AuthUser, JsonBody};
@@ -31,7 +32,7 @@ pub async fn verify_email(
         .verify_email(&token_hash(&body.token), store::now())
         .await?
         .ok_or(ApiError::InvalidVerificationToken)?;
-    tracing::info!(target: "latchkey::audit", event = "email_verified", %user_id, "email address verified");
+    audit::record(AuditEvent::EmailVerified { user_id });
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -46,7 +47,7 @@ pub async fn confirm_email_change(
         .confirm_email_change(&token_hash(&body.token), store::now())
         .await?
         .ok_or(ApiError::InvalidEmailChangeToken)?;
-    tracing::info!(target: "latchkey::audit", event = "email_changed", %user_id, "email address changed");
+    audit::record(AuditEvent::EmailChanged { user_id });
     Ok(HttpResponse::NoContent().finish())
 }
 

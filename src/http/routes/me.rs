@@ -5,6 +5,7 @@ use std::net::IpAddr;
 use actix_web::{HttpResponse, web};
 use serde::{Deserialize, Serialize};
 
+use crate::audit::{self, AuditEvent};
 use crate::domain::{DisplayName, Email, Password};
 use crate::http::error::{ApiError, ApiResult, FieldError, TokenProblem};
 use crate::http::extract::{AuthUser, ClientIp, JsonBody, non_null};
@@ -67,12 +68,7 @@ pub async fn update_me(
         .await
         .map_err(own_account)?;
     if let Some(new_email) = &email {
-        tracing::info!(
-            target: "latchkey::audit",
-            event = "email_change_requested",
-            user_id = %user.id,
-            "email change asked for; waiting for confirmation from the new address"
-        );
+        audit::record(AuditEvent::EmailChangeRequested { user_id: user.id });
         state.email.request_email_change(
             user.id,
             user.email.clone(),
@@ -163,13 +159,10 @@ pub async fn change_password(
         .set_password(caller.user_id, &hash, Some(caller.session_id), at)
         .await
         .map_err(own_account)?;
-    tracing::info!(
-        target: "latchkey::audit",
-        event = "password_changed",
-        user_id = %caller.user_id,
-        session_id = %caller.session_id,
-        "password changed"
-    );
+    audit::record(AuditEvent::PasswordChanged {
+        user_id: caller.user_id,
+        session_id: caller.session_id,
+    });
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -193,13 +186,9 @@ pub async fn delete_me(
         .delete_user(caller.user_id, at)
         .await
         .map_err(own_account)?;
-    tracing::info!(
-        target: "latchkey::audit",
-        event = "account_deleted",
-        user_id = %caller.user_id,
-        by = %caller.user_id,
-        "account deleted by its owner"
-    );
+    audit::record(AuditEvent::AccountDeletedByOwner {
+        user_id: caller.user_id,
+    });
     Ok(HttpResponse::NoContent().finish())
 }
 

@@ -3,6 +3,7 @@
 use actix_web::{HttpResponse, web};
 use serde::{Deserialize, Serialize};
 
+use crate::audit::{self, AuditEvent};
 use crate::auth::token_hash;
 use crate::domain::{Email, Password};
 use crate::http::error::{ApiError, ApiResult, FieldError};
@@ -75,11 +76,6 @@ pub async fn reset_password(
         .reset_password(&presented, &password_hash, at)
         .await?
         .ok_or(ApiError::InvalidResetToken)?;
-    tracing::info!(
-        target: "latchkey::audit",
-        event = "password_reset",
-        %user_id,
-        "password reset through a mailed link; every session revoked"
-    );
+    audit::record(AuditEvent::PasswordReset { user_id });
     Ok(HttpResponse::NoContent().finish())
 }

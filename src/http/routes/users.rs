@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::audit::{self, AuditEvent};
 use crate::domain::{DisplayName, Role};
 use crate::http::error::{ApiError, ApiResult, FieldError};
 use crate::http::extract::{AdminUser, JsonBody, non_null};
@@ -108,24 +109,18 @@ pub async fn update_user(
     let at = store::now();
     let user = state.sessions.update_user(user_id, &changes, at).await?;
     if let Some(role) = body.role {
-        tracing::info!(
-            target: "latchkey::audit",
-            event = "role_changed",
-            %user_id,
-            by = %admin.user_id,
-            role = role.as_str(),
-            "role changed by an admin"
-        );
+        audit::record(AuditEvent::RoleChanged {
+            user_id,
+            by: admin.user_id,
+            role,
+        });
     }
     if let Some(disabled) = body.disabled {
-        tracing::info!(
-            target: "latchkey::audit",
-            event = "disabled_changed",
-            %user_id,
-            by = %admin.user_id,
+        audit::record(AuditEvent::DisabledChanged {
+            user_id,
+            by: admin.user_id,
             disabled,
-            "disabled flag changed by an admin"
-        );
+        });
     }
     Ok(HttpResponse::Ok().json(user))
 }
@@ -138,13 +133,10 @@ pub async fn delete_user(
     let user_id = id.into_inner();
     let at = store::now();
     state.sessions.delete_user(user_id, at).await?;
-    tracing::info!(
-        target: "latchkey::audit",
-        event = "account_deleted",
-        %user_id,
-        by = %admin.user_id,
-        "account deleted by an admin"
-    );
+    audit::record(AuditEvent::AccountDeletedByAdmin {
+        user_id,
+        by: admin.user_id,
+    });
     Ok(HttpResponse::NoContent().finish())
 }
 

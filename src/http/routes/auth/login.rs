@@ -7,6 +7,7 @@ use std::net::IpAddr;
 
 use super::{new_session, token_response};
 use crate::abuse::DeviceId;
+use crate::audit::{self, AuditEvent};
 use crate::auth::Verification;
 use crate::domain::{Email, Password};
 use crate::http::error::{ApiError, ApiResult, FieldError};
@@ -49,15 +50,12 @@ pub async fn login(
         .start(&session, &refresh, state.max_sessions_per_user)
         .await?;
     state.metrics.login(true);
-    tracing::info!(
-        target: "latchkey::audit",
-        event = "login_succeeded",
-        user_id = %user.id,
-        session_id = %session.id,
-        %ip,
-        known_device = device.is_some(),
-        "login succeeded"
-    );
+    audit::record(AuditEvent::LoginSucceeded {
+        user_id: user.id,
+        session_id: session.id,
+        ip,
+        known_device: device.is_some(),
+    });
     token_response(HttpResponse::Ok(), &state, user, session.id, refresh_token)
 }
 
@@ -108,19 +106,16 @@ async fn check_login_password(
 ) -> Result<(Credentials, Verification), ApiError> {
     let LoginAttempt { ip, email, device } = *attempt;
     let stored_hash = credentials.as_ref().map(|c| c.password_hash.as_str());
-    let known_user = credentials.as_ref().map(|c| c.user.id.to_string());
+    let known_user = credentials.as_ref().map(|c| c.user.id);
     let verification = state.hasher.verify(password, stored_hash).await?;
     let Some(credentials) = credentials.filter(|_| verification.matches()) else {
         state.limits.attempt_failed(ip, email.as_str(), device);
         state.metrics.login(false);
-        tracing::info!(
-            target: "latchkey::audit",
-            event = "login_failed",
-            user_id = known_user.as_deref().unwrap_or("unknown"),
-            %ip,
-            known_device = device.is_some(),
-            "login failed"
-        );
+        audit::record(AuditEvent::LoginFailed {
+            user_id: known_user,
+            ip,
+            known_device: device.is_some(),
+        });
         return Err(ApiError::InvalidCredentials);
     };
     state.limits.attempt_succeeded(ip, email.as_str(), device);

@@ -6,6 +6,7 @@ use serde::Deserialize;
 
 use super::refresh::refresh_token_reused;
 use super::shifted;
+use crate::audit::{self, AuditEvent};
 use crate::auth::RefreshToken;
 use crate::http::error::{ApiError, ApiResult, TokenProblem};
 use crate::http::extract::{ClientIp, VerifiedToken};
@@ -82,14 +83,11 @@ pub async fn logout(
         return Err(ApiError::Unauthorized(TokenProblem::Missing));
     };
     if let Some((user_id, session_id)) = caller {
-        tracing::info!(
-            target: "latchkey::audit",
-            event = "logout",
-            %user_id,
-            %session_id,
-            scope = query.scope.as_str(),
-            "logout"
-        );
+        audit::record(AuditEvent::Logout {
+            user_id,
+            session_id,
+            scope: query.scope.as_str(),
+        });
         let scope = match query.scope {
             LogoutScope::Local => RevokeScope::Only(session_id),
             LogoutScope::Others => RevokeScope::AllExcept(session_id),

@@ -7,6 +7,7 @@ use uuid::Uuid;
 use std::net::IpAddr;
 
 use super::{shifted, stored_refresh_token, token_response};
+use crate::audit::{self, AuditEvent};
 use crate::auth::RefreshToken;
 use crate::http::error::{ApiError, ApiResult, FieldError};
 use crate::http::extract::{ClientIp, OptionalJsonBody};
@@ -72,13 +73,10 @@ pub async fn refresh(
 /// The sessions service has revoked a session whose rotated-away refresh token came back: tell
 /// the operator, and the client.
 pub(super) fn refresh_token_reused(user_id: Uuid, session_id: Uuid, ip: IpAddr) -> ApiError {
-    tracing::warn!(
-        target: "latchkey::audit",
-        event = "refresh_token_reused",
-        %user_id,
-        %session_id,
-        %ip,
-        "a rotated-away refresh token was presented again; the session is revoked"
-    );
+    audit::record(AuditEvent::RefreshTokenReused {
+        user_id,
+        session_id,
+        ip,
+    });
     ApiError::RefreshTokenReused
 }

@@ -7,6 +7,7 @@ use uuid::Uuid;
 use std::net::IpAddr;
 
 use super::{new_session, token_response};
+use crate::audit::{self, AuditEvent};
 use crate::domain::{DisplayName, Email, Password, Role};
 use crate::http::error::{ApiError, ApiResult, FieldError};
 use crate::http::extract::{ClientIp, JsonBody};
@@ -82,14 +83,11 @@ pub async fn signup(
         .sessions
         .sign_up(&new_user, &session, &refresh)
         .await?;
-    tracing::info!(
-        target: "latchkey::audit",
-        event = "signup",
-        user_id = %user.id,
-        session_id = %session.id,
-        %ip,
-        "account created"
-    );
+    audit::record(AuditEvent::SignedUp {
+        user_id: user.id,
+        session_id: session.id,
+        ip,
+    });
     state.email.send_verification(user.id, user.email.clone());
     token_response(
         HttpResponse::Created(),
@@ -112,22 +110,14 @@ const SIGNUP_MAILED: &str =
 async fn signup_pending_verification(state: &AppState, ip: IpAddr, new_user: NewUser) -> ApiResult {
     match state.store.create_account(&new_user).await {
         Ok(user) => {
-            tracing::info!(
-                target: "latchkey::audit",
-                event = "signup",
-                user_id = %user.id,
-                %ip,
-                "account created, awaiting verification"
-            );
+            audit::record(AuditEvent::SignedUpAwaitingVerification {
+                user_id: user.id,
+                ip,
+            });
             state.email.send_verification(user.id, user.email);
         }
         Err(StoreError::EmailTaken) => {
-            tracing::info!(
-                target: "latchkey::audit",
-                event = "signup_email_taken",
-                %ip,
-                "signup for an address that has an account"
-            );
+            audit::record(AuditEvent::SignupEmailTaken { ip });
             state.email.notify_signup_attempt(new_user.email);
         }
         Err(err) => return Err(err.into()),
