@@ -1,5 +1,6 @@
 //! Logs: human-readable or JSON lines through `tracing`, with audit events under their own target
-//! (`latchkey::audit`). The one line per request is written by [`crate::http::middleware`].
+//! (`latchkey::audit`). The one line per request is written by
+//! the HTTP wing's middleware (src/http/middleware.rs).
 
 use clap::ValueEnum;
 use tracing_subscriber::EnvFilter;

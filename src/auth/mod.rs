@@ -1,5 +1,6 @@
 //! Authentication mechanics: password hashing, access-token keys, refresh and device tokens, and
-//! the revocation list. The extractors that use them live in [`crate::http::extract`].
+//! the revocation list. The extractors that use them are in
+//! the HTTP wing (src/http/extract).
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;

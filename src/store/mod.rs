@@ -175,9 +175,9 @@ pub trait Store: Send + Sync + 'static {
 }
 
 /// The store's calls that start, rotate or end sessions, or change an account in a way that can
-/// end them. Only [`crate::sessions::Sessions`] holds one: it makes every revocation take effect
-/// on this instance at once, so no handler can end a session and forget to. Everything else gets
-/// a [`Store`], which cannot reach these calls.
+/// end them. Only the sessions service (`Sessions`, src/sessions.rs) holds one: it makes every
+/// revocation take effect on this instance at once, so no handler can end a session and forget
+/// to. Everything else gets a [`Store`], which cannot reach these calls.
 #[async_trait]
 pub trait SessionStore: Send + Sync + 'static {
     /// Creates a user with their first session in one transaction: a failure leaves no row.
