@@ -119,7 +119,7 @@ async fn docs_script_is_the_vendored_redoc_bundle_cached_long() {
     assert_eq!(response.headers()["x-content-type-options"], "nosniff");
     let body = response.text().await.unwrap();
     let vendored = include_str!("../../assets/redoc/redoc.standalone.js");
-    // The vendored bundle less the one URL of another host it loads from (src/routes/docs.rs).
+    // The vendored bundle less the one URL of another host it loads from (src/http/routes/docs.rs).
     assert_eq!(
         body,
         vendored.replace("\"https://cdn.redoc.ly/redoc/logo-mini.svg\"", "\"\"")
