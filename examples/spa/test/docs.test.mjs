@@ -11,27 +11,16 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { chromium } from "playwright-core";
+import { launchChromium } from "./chromium.mjs";
 
 const API_URL = process.env.API_URL?.replace(/\/$/, "");
 const SCREENSHOT = process.env.SCREENSHOT;
-const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
-// The same flags as spa.test.mjs (shared/field-notes.md).
-const CHROMIUM_ARGS = [
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-quic",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-  "--no-first-run",
-];
 
 assert.ok(API_URL, "set API_URL");
 const API_ORIGIN = new URL(API_URL).origin;
 
 test("GET /docs renders the API reference from the API's own origin alone", { timeout: 120_000 }, async (t) => {
-  const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS });
+  const browser = await launchChromium();
   t.after(() => browser.close());
   const context = await browser.newContext({ viewport: { width: 1280, height: 1000 } });
 

@@ -14,29 +14,16 @@ import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { test } from "node:test";
 
-import { chromium } from "playwright-core";
+import { launchChromium } from "./chromium.mjs";
 
 const SPA_URL = process.env.SPA_URL;
 const API_URL = process.env.API_URL?.replace(/\/$/, "");
 const ACCESS_TTL = Number(process.env.ACCESS_TTL ?? "2");
 const SCREENSHOT = process.env.SCREENSHOT;
-const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
 // Latchkey accepts an access token up to 10 s past its `exp` (clock-skew leeway, src/auth/jwt.rs),
 // and `iat`/`exp` are whole seconds: past this many seconds after issue it is surely refused.
 const LEEWAY = 10;
 const EXPIRED_AFTER_MS = (ACCESS_TTL + LEEWAY + 2) * 1000;
-
-// Flags Chromium needs on these machines (shared/field-notes.md); Playwright adds --headless
-// and a fresh --user-data-dir itself.
-const CHROMIUM_ARGS = [
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-quic",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-  "--no-first-run",
-];
 
 assert.ok(SPA_URL && API_URL, "set SPA_URL and API_URL");
 const SPA_ORIGIN = new URL(SPA_URL).origin;
@@ -50,7 +37,7 @@ const COOKIE = "latchkey_refresh";
 const CSRF_HEADER = "x-latchkey-csrf";
 
 test("browser example against Latchkey in refresh-cookie mode", { timeout: 180_000 }, async (t) => {
-  const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS });
+  const browser = await launchChromium();
   t.after(() => browser.close());
   const context = await browser.newContext({ viewport: { width: 900, height: 1000 } });
   const page = await context.newPage();
