@@ -72,6 +72,47 @@ async fn no_admin_route_answers_a_non_admin() {
     );
 }
 
+/// The filter is a prefix of the address, character for character: `_` and `%` are not
+/// wildcards, and an address past the prefix in byte order (`a~`) is not in it.
+#[tokio::test]
+async fn an_email_prefix_matches_literally() {
+    let (app, admin) = spawn_app_with_admin().await;
+    for email in [
+        "a_b@example.com",
+        "axb@example.com",
+        "a~z@example.com",
+        "zoë@example.com",
+    ] {
+        app.signed_up(email).await;
+    }
+    let emails = |path: &'static str| {
+        let app = &app;
+        let admin = &admin;
+        async move {
+            let page: Value = app
+                .call(Method::GET, path, access(admin), None)
+                .await
+                .json()
+                .await
+                .unwrap();
+            page["users"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|u| u["email"].as_str().unwrap().to_owned())
+                .collect::<Vec<_>>()
+        }
+    };
+
+    assert_eq!(emails("/v1/users?email=a_").await, ["a_b@example.com"]);
+    assert_eq!(emails("/v1/users?email=a%25").await, Vec::<String>::new());
+    assert_eq!(emails("/v1/users?email=a~").await, ["a~z@example.com"]);
+    assert_eq!(
+        emails("/v1/users?email=Zo%C3%AB").await,
+        ["zoë@example.com"]
+    );
+}
+
 #[tokio::test]
 async fn users_are_listed_in_pages_and_filtered_by_email_prefix() {
     let (app, admin) = spawn_app_with_admin().await;
