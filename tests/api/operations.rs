@@ -115,4 +115,13 @@ async fn metrics_can_be_served_on_their_own_address() {
             .unwrap()
             .contains("latchkey_http_requests_total")
     );
+    // The route table serves /metrics on either listener, and a wrong method there is 405, as on
+    // the API's.
+    let posted = moved
+        .client
+        .post(format!("http://127.0.0.1:{port}/metrics"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(posted.status(), StatusCode::METHOD_NOT_ALLOWED);
 }
