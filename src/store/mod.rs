@@ -1,10 +1,12 @@
 //! All SQL lives behind [`Store`] and [`SessionStore`]: two traits, one implementation of both
-//! per database, chosen from the URL scheme. Both implementations share their queries (see `queries.rs`); what differs is how
-//! a pool is opened and which migrations it runs.
+//! per database, chosen from the URL scheme. Both implementations share their queries, one file
+//! per aggregate in `sql/`; what differs between them is the `seam`: how a pool is opened, how a
+//! write transaction starts, which migrations run, how other instances hear of revocations.
 
 mod model;
 mod postgres;
-mod queries;
+mod rows;
+mod seam;
 mod sqlite;
 
 use std::sync::Arc;

@@ -177,7 +177,7 @@ pub enum RevokeScope {
 }
 
 /// A live session, as its owner sees it in a device list.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, sqlx::FromRow)]
 pub struct SessionInfo {
     pub id: Uuid,
     pub created_at: DateTime<Utc>,

@@ -2,10 +2,12 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection};
 
-use super::queries::{WriteTx, impl_store};
+use super::seam::{Seam, WriteTx};
+use super::{Backend, Store, StoreError};
 use crate::auth::RevocationList;
 
 /// How long a connection to the server may take before the server counts as unreachable.
@@ -19,6 +21,16 @@ const REVOCATION_CHANNEL: &str = "latchkey_revocations";
 pub struct PostgresStore {
     pool: PgPool,
 }
+
+/// The shared SQL (store/sql/), compiled for this backend.
+#[allow(
+    clippy::duplicate_mod,
+    reason = "each backend compiles the shared SQL against its own types"
+)]
+#[path = "sql/mod.rs"]
+mod sql;
+
+type Engine = PostgresStore;
 
 impl PostgresStore {
     /// Connects once on its own before opening the pool: the pool retries a failed connection
@@ -53,6 +65,20 @@ impl PostgresStore {
             .map_err(|err| failed(err.to_string()))?;
         Ok(Self { pool })
     }
+}
+
+impl Seam for PostgresStore {
+    type Db = sqlx::Postgres;
+
+    const BACKEND: Backend = Backend::Postgres;
+
+    fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    fn migrator() -> Migrator {
+        sqlx::migrate!("./migrations/postgres")
+    }
 
     /// PostgreSQL's row locks order concurrent writers; nothing to add.
     async fn begin_write(&self) -> Result<WriteTx<sqlx::Postgres>, sqlx::Error> {
@@ -67,23 +93,23 @@ impl PostgresStore {
             .await?;
         Ok(tx)
     }
-}
 
-/// Announces revoked sessions to every instance; PostgreSQL delivers the notifications when the
-/// transaction commits, and drops them if it rolls back.
-async fn notify_revoked(
-    tx: &mut WriteTx<sqlx::Postgres>,
-    session_ids: &[uuid::Uuid],
-) -> Result<(), sqlx::Error> {
-    if session_ids.is_empty() {
-        return Ok(());
+    /// Announces revoked sessions to every instance; PostgreSQL delivers the notifications when the
+    /// transaction commits, and drops them if it rolls back.
+    async fn notify_revoked(
+        tx: &mut WriteTx<sqlx::Postgres>,
+        session_ids: &[uuid::Uuid],
+    ) -> Result<(), sqlx::Error> {
+        if session_ids.is_empty() {
+            return Ok(());
+        }
+        sqlx::query("SELECT pg_notify($1, id::text) FROM unnest($2::uuid[]) AS id")
+            .bind(REVOCATION_CHANNEL)
+            .bind(session_ids)
+            .execute(&mut **tx)
+            .await?;
+        Ok(())
     }
-    sqlx::query("SELECT pg_notify($1, id::text) FROM unnest($2::uuid[]) AS id")
-        .bind(REVOCATION_CHANNEL)
-        .bind(session_ids)
-        .execute(&mut **tx)
-        .await?;
-    Ok(())
 }
 
 /// Key of the advisory lock that serialises account changes which could remove the last admin:
@@ -113,15 +139,9 @@ async fn follow_revocations(
     Ok(())
 }
 
-impl_store!(
-    PostgresStore,
-    sqlx::Postgres,
-    Backend::Postgres,
-    sqlx::migrate!("./migrations/postgres"),
-    fn spawn_revocation_watcher(
-        &self,
-        revocations: Arc<RevocationList>,
-    ) -> tokio::task::JoinHandle<()> {
+impl PostgresStore {
+    /// Follows the other instances' revocations, reconnecting when PostgreSQL goes away.
+    fn watch_revocations(&self, revocations: Arc<RevocationList>) -> tokio::task::JoinHandle<()> {
         let store = self.clone();
         tokio::spawn(async move {
             loop {
@@ -132,4 +152,4 @@ impl_store!(
             }
         })
     }
-);
+}

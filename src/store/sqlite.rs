@@ -4,11 +4,13 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use sqlx::migrate::Migrator;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
-use super::queries::{WriteTx, impl_store};
+use super::Backend;
+use super::seam::{Seam, WriteTx};
 
 /// How long a write may wait for its turn; SQLite's own busy timeout, for the same reason.
 const WRITE_TURN_TIMEOUT: Duration = Duration::from_secs(5);
@@ -17,9 +19,19 @@ const WRITE_TURN_TIMEOUT: Duration = Duration::from_secs(5);
 #[derive(Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
-    /// This process's turn to write; see [`SqliteStore::begin_write`].
+    /// This process's turn to write; see `begin_write`.
     writer: Arc<tokio::sync::Mutex<()>>,
 }
+
+/// The shared SQL (store/sql/), compiled for this backend.
+#[allow(
+    clippy::duplicate_mod,
+    reason = "each backend compiles the shared SQL against its own types"
+)]
+#[path = "sql/mod.rs"]
+mod sql;
+
+type Engine = SqliteStore;
 
 impl SqliteStore {
     pub async fn connect(url: &str) -> anyhow::Result<Self> {
@@ -63,6 +75,20 @@ impl SqliteStore {
             writer: Arc::default(),
         })
     }
+}
+
+impl Seam for SqliteStore {
+    type Db = sqlx::Sqlite;
+
+    const BACKEND: Backend = Backend::Sqlite;
+
+    fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    fn migrator() -> Migrator {
+        sqlx::migrate!("./migrations/sqlite")
+    }
 
     /// SQLite has one write lock, and a writer that finds it taken sleeps in the busy handler and
     /// polls, so under contention newcomers overtake waiters and a refresh could wait over a
@@ -80,6 +106,15 @@ impl SqliteStore {
     /// Every write transaction is already exclusive here.
     async fn begin_exclusive(&self) -> Result<WriteTx<sqlx::Sqlite>, sqlx::Error> {
         self.begin_write().await
+    }
+
+    /// One process is the only instance: its own revocation list is updated by the caller, and
+    /// revocations by other processes are picked up by polling.
+    async fn notify_revoked(
+        _tx: &mut WriteTx<sqlx::Sqlite>,
+        _session_ids: &[uuid::Uuid],
+    ) -> Result<(), sqlx::Error> {
+        Ok(())
     }
 }
 
@@ -156,23 +191,11 @@ impl SqliteStore {
 /// How often the server looks for revocations made by another process (the admin CLI).
 const REVOCATION_POLL: Duration = Duration::from_secs(1);
 
-/// One process is the only instance: its own revocation list is updated by the caller, and
-/// revocations by other processes are picked up by polling.
-async fn notify_revoked(
-    _tx: &mut WriteTx<sqlx::Sqlite>,
-    _session_ids: &[uuid::Uuid],
-) -> Result<(), sqlx::Error> {
-    Ok(())
-}
-
-impl_store!(
-    SqliteStore,
-    sqlx::Sqlite,
-    Backend::Sqlite,
-    sqlx::migrate!("./migrations/sqlite"),
-    fn spawn_revocation_watcher(
+impl SqliteStore {
+    /// Polls for revocations by other processes (the admin CLI).
+    fn watch_revocations(
         &self,
-        revocations: std::sync::Arc<crate::auth::RevocationList>,
+        revocations: Arc<crate::auth::RevocationList>,
     ) -> tokio::task::JoinHandle<()> {
         let store = self.clone();
         tokio::spawn(async move {
@@ -190,7 +213,7 @@ impl_store!(
             }
         })
     }
-);
+}
 
 #[cfg(test)]
 mod tests {
@@ -199,6 +222,7 @@ mod tests {
 
     use super::*;
     use crate::store::{Store, UserQuery};
+    use sql::users::list_users_query;
 
     /// The plan SQLite makes for a page of users. Every access goes through an index, never a
     /// scan of the table. Without an email prefix there is no sort either: the first page walks

@@ -1,23 +1,18 @@
 //! The caller's sessions: one per signed-in device.
 
 use actix_web::{HttpResponse, web};
-use chrono::{DateTime, Utc};
 use serde::Serialize;
 use uuid::Uuid;
 
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::AuthUser;
 use crate::http::state::AppState;
-use crate::store::{self, RevokeScope};
+use crate::store::{self, RevokeScope, SessionInfo};
 
 #[derive(Serialize)]
 struct SessionView {
-    id: Uuid,
-    created_at: DateTime<Utc>,
-    last_used_at: DateTime<Utc>,
-    expires_at: DateTime<Utc>,
-    user_agent: Option<String>,
-    ip: Option<String>,
+    #[serde(flatten)]
+    session: SessionInfo,
     /// Whether this is the session of the access token making the request.
     current: bool,
 }
@@ -35,12 +30,7 @@ pub async fn list_sessions(state: web::Data<AppState>, caller: AuthUser) -> ApiR
         .into_iter()
         .map(|session| SessionView {
             current: session.id == caller.session_id,
-            id: session.id,
-            created_at: session.created_at,
-            last_used_at: session.last_used_at,
-            expires_at: session.expires_at,
-            user_agent: session.user_agent,
-            ip: session.ip,
+            session,
         })
         .collect();
     Ok(HttpResponse::Ok().json(SessionList { sessions }))
