@@ -15,8 +15,10 @@ pub fn check(addr: &str) -> Result<(), String> {
     let target = probe_address(addr)?;
     let deadline = Instant::now() + HEALTHCHECK_TIMEOUT;
     let mut stream = TcpStream::connect_timeout(&target, HEALTHCHECK_TIMEOUT)
-        .map_err(|error| format!("{} to {target}", describe(&error)))?;
-    let failed = |error: std::io::Error| format!("{} talking to {target}", describe(&error));
+        .map_err(|error| format!("{} to {target}", crate::io_error::describe(&error)))?;
+    let failed = |error: std::io::Error| {
+        format!("{} talking to {target}", crate::io_error::describe(&error))
+    };
     stream
         .set_write_timeout(Some(remaining(deadline, target)?))
         .map_err(failed)?;
@@ -75,15 +77,6 @@ fn remaining(deadline: Instant, target: SocketAddr) -> Result<Duration, String> 
         return Err(format!("timed out talking to {target}"));
     }
     Ok(left)
-}
-
-/// The error without its "(os error 111)" suffix, which tells an operator nothing more.
-fn describe(error: &std::io::Error) -> String {
-    match error.kind() {
-        std::io::ErrorKind::ConnectionRefused => "connection refused".to_owned(),
-        std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock => "timed out".to_owned(),
-        _ => error.to_string(),
-    }
 }
 
 #[cfg(test)]

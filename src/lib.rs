@@ -9,6 +9,7 @@ pub mod config;
 pub mod domain;
 pub mod healthcheck;
 pub mod http;
+mod io_error;
 pub mod mail;
 pub mod metrics;
 pub mod sessions;

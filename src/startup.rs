@@ -70,7 +70,7 @@ impl Application {
             anyhow::anyhow!(
                 "could not listen on {}: {}",
                 config.server.addr,
-                crate::store::describe_io(&err)
+                crate::io_error::describe(&err)
             )
         })?;
         let port = listener.local_addr()?.port();
@@ -247,7 +247,7 @@ fn metrics_server(addr: &str, state: web::Data<AppState>) -> anyhow::Result<Serv
     let listener = TcpListener::bind(addr).map_err(|err| {
         anyhow::anyhow!(
             "could not listen on {addr} for metrics: {}",
-            crate::store::describe_io(&err)
+            crate::io_error::describe(&err)
         )
     })?;
     Ok(HttpServer::new(move || {

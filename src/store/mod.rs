@@ -302,19 +302,6 @@ pub async fn connect(url: &str) -> anyhow::Result<Arc<dyn Database>> {
     Ok(store)
 }
 
-/// An I/O error as an operator reads it: what is wrong, without "(os error 2)".
-pub(crate) fn describe_io(err: &std::io::Error) -> String {
-    match err.kind() {
-        std::io::ErrorKind::NotFound => "no such file or directory".to_owned(),
-        std::io::ErrorKind::PermissionDenied => "permission denied".to_owned(),
-        std::io::ErrorKind::ConnectionRefused => "connection refused".to_owned(),
-        std::io::ErrorKind::TimedOut => "timed out".to_owned(),
-        std::io::ErrorKind::AddrInUse => "address already in use".to_owned(),
-        std::io::ErrorKind::AddrNotAvailable => "address not available on this machine".to_owned(),
-        _ => err.to_string(),
-    }
-}
-
 /// The current time at the precision both databases keep (microseconds), so a value read back
 /// equals the value written.
 pub fn now() -> DateTime<Utc> {

@@ -50,7 +50,7 @@ impl PostgresStore {
                     CONNECT_TIMEOUT.as_secs()
                 )));
             }
-            Ok(Err(sqlx::Error::Io(err))) => return Err(failed(super::describe_io(&err))),
+            Ok(Err(sqlx::Error::Io(err))) => return Err(failed(crate::io_error::describe(&err))),
             Ok(Err(err)) => return Err(failed(err.to_string())),
             Ok(Ok(probe)) => {
                 let _ = probe.close().await;

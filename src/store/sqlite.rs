@@ -51,7 +51,7 @@ impl SqliteStore {
                 match (err.kind(), path.parent()) {
                     (std::io::ErrorKind::NotFound, Some(dir)) =>
                         format!("the directory {} does not exist", dir.display()),
-                    _ => super::describe_io(&err),
+                    _ => crate::io_error::describe(&err),
                 }
             )
         })?;
@@ -65,7 +65,7 @@ impl SqliteStore {
             .await
             .map_err(|err| {
                 let why = match &err {
-                    sqlx::Error::Io(io) => super::describe_io(io),
+                    sqlx::Error::Io(io) => crate::io_error::describe(io),
                     _ => err.to_string(),
                 };
                 anyhow::anyhow!("cannot open the SQLite database {}: {why}", path.display())
