@@ -10,9 +10,7 @@ use std::time::Duration;
 
 use chrono::{TimeDelta, Utc};
 use criterion::{BatchSize, BenchmarkId, Criterion, criterion_group, criterion_main};
-use latchkey::auth::{
-    AccessTokens, JwtSecret, KeySet, RefreshToken, RefreshTokens, RevocationList,
-};
+use latchkey::auth::{AccessTokens, JwtSecret, KeySet, RefreshTokens, RevocationList};
 use latchkey::domain::Role;
 use uuid::Uuid;
 
@@ -61,22 +59,23 @@ fn access(c: &mut Criterion) {
 fn refresh(c: &mut Criterion) {
     let tokens = RefreshTokens::new(&secret());
     let mut group = c.benchmark_group("refresh_token");
-    group.bench_function("generate", |b| b.iter(|| tokens.generate()));
-    let parent = tokens.generate();
+    let session = Uuid::new_v4();
+    group.bench_function("generate", |b| b.iter(|| tokens.generate(session)));
+    let parent = tokens.generate(session);
     group.bench_function("successor", |b| {
-        b.iter(|| tokens.successor(black_box(parent.as_str())))
+        b.iter(|| tokens.successor(black_box(parent.as_str()), session, 1))
     });
     group.bench_function("hash", |b| b.iter(|| black_box(&parent).hash()));
-    group.bench_function("hash_presented", |b| {
-        b.iter(|| RefreshToken::hash_presented(black_box(parent.as_str())))
+    group.bench_function("read", |b| {
+        b.iter(|| tokens.read(black_box(parent.as_str())))
     });
     // Everything a refresh does with tokens before its database transaction.
     group.bench_function("rotate_tokens", |b| {
         b.iter_batched(
-            || tokens.generate().into_string(),
+            || tokens.generate(session).into_string(),
             |presented| {
-                let lookup = RefreshToken::hash_presented(&presented);
-                let next = tokens.successor(&presented);
+                let lookup = tokens.read(&presented);
+                let next = tokens.successor(&presented, session, 1);
                 (lookup, next.hash(), next)
             },
             BatchSize::SmallInput,

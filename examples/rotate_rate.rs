@@ -10,15 +10,15 @@
 use std::time::{Duration, Instant};
 
 use chrono::TimeDelta;
-use latchkey::auth::{random_token, token_hash};
+use latchkey::auth::{JwtSecret, RefreshToken, RefreshTokens, random_token};
 use latchkey::domain::Email;
 use latchkey::store::{self, NewRefreshToken, NewSession, RefreshOutcome};
 use uuid::Uuid;
 
-fn token() -> NewRefreshToken {
+fn stored(token: &RefreshToken) -> NewRefreshToken {
     let now = store::now();
     NewRefreshToken {
-        hash: token_hash(&random_token()),
+        hash: token.hash(),
         created_at: now,
         expires_at: now + TimeDelta::days(30),
     }
@@ -42,14 +42,18 @@ async fn main() -> anyhow::Result<()> {
         .user
         .id;
 
+    let secret = JwtSecret::new(&random_token()).map_err(anyhow::Error::msg)?;
+    let tokens = std::sync::Arc::new(RefreshTokens::new(&secret));
     let started = Instant::now();
     let deadline = started + Duration::from_secs(seconds);
     let mut tasks = Vec::new();
     for _ in 0..clients {
-        let store = store.clone();
-        let first = token();
+        let (store, tokens) = (store.clone(), tokens.clone());
+        let session_id = Uuid::new_v4();
+        let mut current = tokens.generate(session_id);
+        let first = stored(&current);
         let session = NewSession {
-            id: Uuid::new_v4(),
+            id: session_id,
             user_id,
             created_at: first.created_at,
             expires_at: first.created_at + TimeDelta::days(90),
@@ -58,17 +62,20 @@ async fn main() -> anyhow::Result<()> {
         };
         store.create_session(&session, &first, u32::MAX).await?;
         tasks.push(tokio::spawn(async move {
-            let (mut current, mut rotations, mut failures) = (first.hash, 0_u64, 0_u64);
+            let (mut generation, mut rotations, mut failures) = (0_u32, 0_u64, 0_u64);
             while Instant::now() < deadline {
-                let next = token();
+                let successor = tokens.successor(current.as_str(), session_id, generation + 1);
+                let next = stored(&successor);
                 let reuse_since = next.created_at - TimeDelta::seconds(10);
+                let presented = tokens.read(current.as_str());
                 match store
-                    .refresh_session(&current, &next, reuse_since, false)
+                    .refresh_session(&presented, &next, reuse_since, false)
                     .await
                 {
                     Ok(RefreshOutcome::Rotated(_)) => {
                         rotations += 1;
-                        current = next.hash;
+                        generation += 1;
+                        current = successor;
                     }
                     _ => failures += 1,
                 }

@@ -35,7 +35,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::audit::{self, AuditEvent};
-use crate::auth::RevocationList;
+use crate::auth::{PresentedRefresh, RevocationList};
 use crate::metrics::Metrics;
 use crate::store::{
     NewRefreshToken, NewSession, NewUser, RefreshOutcome, RevokeScope, SessionStore, StoreError,
@@ -90,7 +90,7 @@ impl Sessions {
     /// presented again has ended its session as stolen by the time this returns.
     pub async fn rotate(
         &self,
-        presented: &str,
+        presented: &PresentedRefresh,
         next: &NewRefreshToken,
         reuse_since: DateTime<Utc>,
         require_verified: bool,
@@ -114,7 +114,7 @@ impl Sessions {
     /// [`SessionStore::check_refresh_token`]); a reused one has ended its session as stolen.
     pub async fn check(
         &self,
-        presented: &str,
+        presented: &PresentedRefresh,
         now: DateTime<Utc>,
         reuse_since: DateTime<Utc>,
     ) -> Result<TokenCheck, StoreError> {

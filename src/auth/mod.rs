@@ -17,7 +17,7 @@ mod secret_strength;
 pub use device::{DeviceClaim, DeviceTokens};
 pub use jwt::{AccessClaims, AccessTokens, IssuedAccessToken, JwtSecret, KeySet, TokenError};
 pub use password::{PasswordHasher, Verification};
-pub use refresh::{RefreshToken, RefreshTokens};
+pub use refresh::{PresentedRefresh, RefreshForm, RefreshToken, RefreshTokens};
 pub use revocation::RevocationList;
 
 /// 256 bits from the operating system's CSPRNG, base64url-encoded without padding.

@@ -5,6 +5,7 @@
 
 mod model;
 mod postgres;
+mod refresh_chain;
 mod rows;
 mod seam;
 mod sqlite;
@@ -16,7 +17,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, SubsecRound, Utc};
 use uuid::Uuid;
 
-use crate::auth::RevocationList;
+use crate::auth::{PresentedRefresh, RevocationList};
 use crate::domain::Email;
 
 pub use model::{
@@ -147,6 +148,11 @@ pub trait Store: Send + Sync + 'static {
         password_hash: &str,
     ) -> Result<(), StoreError>;
 
+    /// The session of a refresh token of the form issued before sessions counted their
+    /// generations (by hash), rotated or not; its successor is minted for that session.
+    async fn session_of_legacy_refresh_token(&self, hash: &str)
+    -> Result<Option<Uuid>, StoreError>;
+
     /// Sessions that can still be refreshed, most recently used first.
     async fn live_sessions(
         &self,
@@ -160,8 +166,9 @@ pub trait Store: Send + Sync + 'static {
         since: DateTime<Utc>,
     ) -> Result<Vec<(Uuid, DateTime<Utc>)>, StoreError>;
 
-    /// Deletes expired refresh tokens and sessions that are expired, idle past their last
-    /// refresh token, or revoked before `revoked_before`. Returns how many rows went.
+    /// Deletes sessions that are expired, idle past their live refresh token, or revoked before
+    /// `revoked_before`, and expired old-form refresh tokens, revocation records and mailed
+    /// tokens, in short batches. Returns how many rows went.
     async fn prune(
         &self,
         now: DateTime<Utc>,
@@ -239,24 +246,24 @@ pub trait SessionStore: Send + Sync + 'static {
         max_sessions: u32,
     ) -> Result<Vec<Uuid>, StoreError>;
 
-    /// Presents the refresh token whose hash is `presented`. `next` is its successor, stored if
-    /// the token is live; a token rotated at or after `reuse_since` counts as a concurrent
-    /// refresh, one rotated before it as reuse. With `require_verified`, a live token of a user
+    /// Presents a refresh token. `next` is its successor, stored if the token is live; a token
+    /// rotated at or after `reuse_since` counts as a concurrent refresh, one rotated before it as
+    /// reuse (see `store/refresh_chain.rs`). With `require_verified`, a live token of a user
     /// whose email is not verified changes nothing ([`RefreshOutcome::Unverified`]). Atomic
     /// under any interleaving of callers.
     async fn refresh_session(
         &self,
-        presented: &str,
+        presented: &PresentedRefresh,
         next: &NewRefreshToken,
         reuse_since: DateTime<Utc>,
         require_verified: bool,
     ) -> Result<RefreshOutcome, StoreError>;
 
-    /// What a refresh token (by hash) proves without rotating it, judged as a refresh would
+    /// What a refresh token proves without rotating it, judged as a refresh would
     /// judge it: a token rotated away before `reuse_since` revokes its session as stolen.
     async fn check_refresh_token(
         &self,
-        presented: &str,
+        presented: &PresentedRefresh,
         now: DateTime<Utc>,
         reuse_since: DateTime<Utc>,
     ) -> Result<TokenCheck, StoreError>;

@@ -69,6 +69,21 @@ pub async fn spawn_app_with(customise: impl FnOnce(&mut Config)) -> TestApp {
     start(config, Arc::new(database)).await
 }
 
+/// The application on a fresh database that `prepare` has first given an older schema and rows,
+/// as an upgrade finds it: the application's own migrations run when it starts.
+pub async fn spawn_app_upgrading(prepare: impl AsyncFnOnce(&AnyPool)) -> TestApp {
+    let (database_url, database) = fresh_database().await;
+    install_drivers();
+    // SQLite: create the file (the application keeps the permissions of one that exists).
+    let options = if is_postgres() { "" } else { "?mode=rwc" };
+    let pool = AnyPool::connect(&format!("{database_url}{options}"))
+        .await
+        .expect("the test could not open the database");
+    prepare(&pool).await;
+    pool.close().await;
+    start(test_config(database_url), Arc::new(database)).await
+}
+
 /// Two instances built at the same moment on one fresh database, as a deployment's replicas
 /// start together.
 pub async fn spawn_two_apps_at_once() -> (TestApp, TestApp) {

@@ -28,6 +28,7 @@ mod restart;
 mod revocation;
 mod rotation;
 mod safe_defaults;
+mod session_storage;
 mod sessions;
 mod settings;
 mod signup;

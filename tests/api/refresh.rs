@@ -39,7 +39,7 @@ async fn unknown_and_expired_refresh_tokens_are_refused() {
         .await;
     assert_problem(unknown, StatusCode::UNAUTHORIZED, "invalid_refresh_token").await;
 
-    sqlx::query("UPDATE refresh_tokens SET expires_at = created_at")
+    sqlx::query("UPDATE sessions SET refresh_expires_at = created_at")
         .execute(&app.db)
         .await
         .unwrap();
@@ -65,12 +65,13 @@ async fn only_the_sha256_of_a_refresh_token_is_stored() {
     let tokens = app.signed_up("ada@example.com").await;
     let token = tokens["refresh_token"].as_str().unwrap();
 
-    let stored: Vec<String> = sqlx::query_scalar("SELECT token_hash FROM refresh_tokens")
+    let stored: Vec<String> = sqlx::query_scalar("SELECT refresh_hash FROM sessions")
         .fetch_all(&app.db)
         .await
         .unwrap();
 
     assert_eq!(stored, vec![hex::encode(Sha256::digest(token.as_bytes()))]);
+    assert_eq!(app.count("SELECT COUNT(*) FROM refresh_tokens").await, 0);
 }
 
 #[tokio::test]

@@ -52,7 +52,14 @@ async fn expired_sessions_and_refresh_tokens_are_pruned_in_the_background() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert_eq!(app.count("SELECT COUNT(*) FROM refresh_tokens").await, 1);
+    assert_eq!(
+        app.count(
+            "SELECT COUNT(*) FROM sessions s JOIN users u ON u.id = s.user_id \
+             WHERE u.email = 'bob@example.com'"
+        )
+        .await,
+        1
+    );
     let refreshed = app.refresh(live["refresh_token"].as_str().unwrap()).await;
     assert_eq!(refreshed.status(), StatusCode::OK);
 }

@@ -90,7 +90,7 @@ async fn a_repeat_within_the_interval_gets_the_same_new_token() {
         StatusCode::OK
     );
     assert_eq!(
-        app.count("SELECT COUNT(*) FROM refresh_tokens WHERE rotated_at IS NULL")
+        app.count("SELECT COUNT(*) FROM sessions WHERE refresh_generation = 1")
             .await,
         1
     );
@@ -114,7 +114,7 @@ async fn twenty_parallel_refreshes_leave_exactly_one_live_chain() {
     }
     assert_eq!(issued.len(), 1, "parallel refreshes forked the session");
     assert_eq!(
-        app.count("SELECT COUNT(*) FROM refresh_tokens WHERE rotated_at IS NULL")
+        app.count("SELECT COUNT(*) FROM sessions WHERE refresh_generation = 1")
             .await,
         1
     );

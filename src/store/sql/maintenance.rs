@@ -57,38 +57,66 @@ pub(super) async fn setting_or_insert(
     Ok(stored)
 }
 
+/// How many rows one pruning transaction deletes at most: a few milliseconds of SQLite's write
+/// lock, so a login or refresh queued behind it hardly notices.
+const PRUNE_BATCH: i64 = 500;
+
+/// Which of the pruner's two times a row is compared with.
+#[derive(Clone, Copy)]
+enum Cutoff {
+    Now,
+    RevokedBefore,
+}
+
+/// What the pruner deletes, each a range on an index: expired legacy refresh tokens; sessions past
+/// their absolute lifetime, revoked long enough ago that no access token of theirs is left, or
+/// idle past their live refresh token; revocations no access token needs any more; expired
+/// mailed tokens.
+const PRUNED: [(&str, &str, &str, Cutoff); 6] = [
+    ("refresh_tokens", "token_hash", "expires_at", Cutoff::Now),
+    ("sessions", "id", "expires_at", Cutoff::Now),
+    ("sessions", "id", "revoked_at", Cutoff::RevokedBefore),
+    ("sessions", "id", "refresh_expires_at", Cutoff::Now),
+    (
+        "session_revocations",
+        "session_id",
+        "revoked_at",
+        Cutoff::RevokedBefore,
+    ),
+    ("email_tokens", "token_hash", "expires_at", Cutoff::Now),
+];
+
+/// Deletes in batches of [`PRUNE_BATCH`], each its own short write transaction, so no statement
+/// scans a table and traffic waits for one batch at most.
 pub(super) async fn prune(
     store: &Engine,
     now: DateTime<Utc>,
     revoked_before: DateTime<Utc>,
 ) -> Result<u64, StoreError> {
-    let mut tx = store.begin_write().await?;
-    let tokens = sqlx::query("DELETE FROM refresh_tokens WHERE expires_at <= $1")
-        .bind(now)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-    // A session goes when it is past its absolute lifetime, when its revocation no longer matters
-    // to any access token, or when its last refresh token expired.
-    let sessions = sqlx::query(
-        "DELETE FROM sessions WHERE expires_at <= $1 OR revoked_at <= $2 \
-         OR NOT EXISTS (SELECT 1 FROM refresh_tokens r WHERE r.session_id = sessions.id)",
-    )
-    .bind(now)
-    .bind(revoked_before)
-    .execute(&mut *tx)
-    .await?
-    .rows_affected();
-    let revocations = sqlx::query("DELETE FROM session_revocations WHERE revoked_at <= $1")
-        .bind(revoked_before)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-    let email_tokens = sqlx::query("DELETE FROM email_tokens WHERE expires_at <= $1")
-        .bind(now)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-    tx.commit().await?;
-    Ok(tokens + sessions + revocations + email_tokens)
+    let mut pruned = 0;
+    for (table, key, column, cutoff) in PRUNED {
+        let sql = format!(
+            "DELETE FROM {table} WHERE {key} IN \
+             (SELECT {key} FROM {table} WHERE {column} <= $1 LIMIT $2)"
+        );
+        let cutoff = match cutoff {
+            Cutoff::Now => now,
+            Cutoff::RevokedBefore => revoked_before,
+        };
+        loop {
+            let mut tx = store.begin_write().await?;
+            let deleted = sqlx::query(&sql)
+                .bind(cutoff)
+                .bind(PRUNE_BATCH)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            tx.commit().await?;
+            pruned += deleted;
+            if deleted < PRUNE_BATCH as u64 {
+                break;
+            }
+        }
+    }
+    Ok(pruned)
 }

@@ -9,6 +9,7 @@
 
 mod email_tokens;
 mod maintenance;
+mod refresh;
 mod sessions;
 pub(super) mod users;
 
@@ -18,7 +19,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::Engine;
-use crate::auth::RevocationList;
+use crate::auth::{PresentedRefresh, RevocationList};
 use crate::domain::Email;
 use crate::store::seam::Seam;
 use crate::store::{
@@ -113,6 +114,13 @@ impl Store for Engine {
         users::upgrade_password_hash(self, user_id, password_hash).await
     }
 
+    async fn session_of_legacy_refresh_token(
+        &self,
+        hash: &str,
+    ) -> Result<Option<Uuid>, StoreError> {
+        refresh::session_of_legacy_token(self, hash).await
+    }
+
     async fn live_sessions(
         &self,
         user_id: Uuid,
@@ -202,21 +210,21 @@ impl SessionStore for Engine {
 
     async fn refresh_session(
         &self,
-        presented: &str,
+        presented: &PresentedRefresh,
         next: &NewRefreshToken,
         reuse_since: DateTime<Utc>,
         require_verified: bool,
     ) -> Result<RefreshOutcome, StoreError> {
-        sessions::refresh_session(self, presented, next, reuse_since, require_verified).await
+        refresh::refresh_session(self, presented, next, reuse_since, require_verified).await
     }
 
     async fn check_refresh_token(
         &self,
-        presented: &str,
+        presented: &PresentedRefresh,
         now: DateTime<Utc>,
         reuse_since: DateTime<Utc>,
     ) -> Result<TokenCheck, StoreError> {
-        sessions::check_refresh_token(self, presented, now, reuse_since).await
+        refresh::check_refresh_token(self, presented, now, reuse_since).await
     }
 
     async fn revoke_sessions(

@@ -7,7 +7,6 @@ use serde::Deserialize;
 use super::refresh::refresh_token_reused;
 use super::shifted;
 use crate::audit::{self, AuditEvent};
-use crate::auth::RefreshToken;
 use crate::http::error::{ApiError, ApiResult, TokenProblem};
 use crate::http::extract::{ClientIp, VerifiedToken};
 use crate::http::routes::sessions::revoke_sessions;
@@ -60,7 +59,7 @@ pub async fn logout(
         let token = VerifiedToken::extract(&req).await?;
         (!token.session_revoked).then_some((token.user.user_id, token.user.session_id))
     } else if let Some(cookie) = state.refresh_cookie.read(&req)? {
-        let presented = RefreshToken::hash_presented(&cookie);
+        let presented = state.refresh_tokens.read(&cookie);
         let now = store::now();
         let reuse_since = shifted(now, -state.refresh_reuse_interval)?;
         match state.sessions.check(&presented, now, reuse_since).await? {

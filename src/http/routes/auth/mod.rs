@@ -59,10 +59,11 @@ fn new_session(
     ip: IpAddr,
     user_id: Uuid,
 ) -> Result<(NewSession, RefreshToken, NewRefreshToken), ApiError> {
-    let refresh_token = state.refresh_tokens.generate();
+    let session_id = Uuid::new_v4();
+    let refresh_token = state.refresh_tokens.generate(session_id);
     let refresh = stored_refresh_token(state, &refresh_token)?;
     let session = NewSession {
-        id: Uuid::new_v4(),
+        id: session_id,
         user_id,
         created_at: refresh.created_at,
         expires_at: shifted(refresh.created_at, state.session_max_age)?,

@@ -8,7 +8,7 @@ use std::net::IpAddr;
 
 use super::{shifted, stored_refresh_token, token_response};
 use crate::audit::{self, AuditEvent};
-use crate::auth::RefreshToken;
+use crate::auth::{PresentedRefresh, RefreshForm};
 use crate::http::error::{ApiError, ApiResult, FieldError};
 use crate::http::extract::{ClientIp, OptionalJsonBody};
 use crate::http::state::AppState;
@@ -41,8 +41,13 @@ pub async fn refresh(
             )])
         })?,
     };
-    let presented = RefreshToken::hash_presented(&token);
-    let successor = state.refresh_tokens.successor(&token);
+    let presented = state.refresh_tokens.read(&token);
+    let Some((session_id, generation)) = successor_place(&state, &presented).await? else {
+        return Err(ApiError::InvalidRefreshToken);
+    };
+    let successor = state
+        .refresh_tokens
+        .successor(&token, session_id, generation);
     let next = stored_refresh_token(&state, &successor)?;
     let reuse_since = shifted(next.created_at, -state.refresh_reuse_interval)?;
     // Like login: a required verification gates every new access token, so a session opened
@@ -68,6 +73,26 @@ pub async fn refresh(
         RefreshOutcome::Invalid => Err(ApiError::InvalidRefreshToken),
         RefreshOutcome::Unverified => Err(ApiError::EmailNotVerified),
     }
+}
+
+/// The session and generation of the token that replaces `presented` if it is live, or was
+/// until moments ago; `None` when no session can be named.
+async fn successor_place(
+    state: &AppState,
+    presented: &PresentedRefresh,
+) -> Result<Option<(Uuid, u32)>, ApiError> {
+    Ok(match presented.form {
+        RefreshForm::Chained {
+            session_id,
+            generation,
+            ..
+        } => generation.checked_add(1).map(|next| (session_id, next)),
+        RefreshForm::Legacy => state
+            .store
+            .session_of_legacy_refresh_token(&presented.hash)
+            .await?
+            .map(|session_id| (session_id, 1)),
+    })
 }
 
 /// The sessions service has revoked a session whose rotated-away refresh token came back: tell
