@@ -28,8 +28,12 @@ pub fn spawn_pruner(
             revocations.prune(now);
             limits.prune();
             match store.prune(now, revocations.relevant_since(now)).await {
-                Ok(0) => {}
-                Ok(rows) => tracing::debug!(rows, "pruned expired sessions and refresh tokens"),
+                Ok(pruned) if pruned.rows == 0 => {}
+                Ok(pruned) => tracing::debug!(
+                    rows = pruned.rows,
+                    longest_batch_ms = pruned.longest_batch.as_secs_f64() * 1000.0,
+                    "pruned expired sessions and tokens"
+                ),
                 Err(err) => tracing::warn!(error = %err, "pruning expired sessions failed"),
             }
         }

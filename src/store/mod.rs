@@ -22,8 +22,8 @@ use crate::domain::Email;
 
 pub use model::{
     AccountChange, Backend, Credentials, EmailTokenPurpose, NewEmailToken, NewRefreshToken,
-    NewSession, NewUser, PoolStats, RefreshOutcome, RevokeScope, Rotation, SessionInfo, TokenCheck,
-    User, UserChanges, UserQuery,
+    NewSession, NewUser, PoolStats, Pruned, RefreshOutcome, RevokeScope, Rotation, SessionInfo,
+    TokenCheck, User, UserChanges, UserQuery,
 };
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
@@ -168,12 +168,12 @@ pub trait Store: Send + Sync + 'static {
 
     /// Deletes sessions that are expired, idle past their live refresh token, or revoked before
     /// `revoked_before`, and expired old-form refresh tokens, revocation records and mailed
-    /// tokens, in short batches. Returns how many rows went.
+    /// tokens, in short batches.
     async fn prune(
         &self,
         now: DateTime<Utc>,
         revoked_before: DateTime<Utc>,
-    ) -> Result<u64, StoreError>;
+    ) -> Result<Pruned, StoreError>;
 
     /// Keeps `revocations` in step with revocations made by other processes: other instances on
     /// PostgreSQL, the admin CLI on either database.

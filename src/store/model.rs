@@ -176,6 +176,14 @@ pub enum RevokeScope {
     All,
 }
 
+/// What a pruning sweep did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Pruned {
+    pub rows: u64,
+    /// The longest of its write transactions: how long traffic may have waited for it.
+    pub longest_batch: std::time::Duration,
+}
+
 /// A live session, as its owner sees it in a device list.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, sqlx::FromRow)]
 pub struct SessionInfo {

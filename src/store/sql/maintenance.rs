@@ -1,11 +1,13 @@
 //! The schema, the connection pool, settings, and pruning what no longer matters.
 
+use std::time::Instant;
+
 use chrono::{DateTime, Utc};
 use sqlx::migrate::Migrate;
 
 use super::Engine;
 use crate::store::seam::Seam;
-use crate::store::{PoolStats, StoreError};
+use crate::store::{PoolStats, Pruned, StoreError};
 
 pub(super) async fn migrate(store: &Engine) -> Result<usize, StoreError> {
     let mut conn = store.pool().acquire().await?;
@@ -92,8 +94,8 @@ pub(super) async fn prune(
     store: &Engine,
     now: DateTime<Utc>,
     revoked_before: DateTime<Utc>,
-) -> Result<u64, StoreError> {
-    let mut pruned = 0;
+) -> Result<Pruned, StoreError> {
+    let mut pruned = Pruned::default();
     for (table, key, column, cutoff) in PRUNED {
         let sql = format!(
             "DELETE FROM {table} WHERE {key} IN \
@@ -104,6 +106,7 @@ pub(super) async fn prune(
             Cutoff::RevokedBefore => revoked_before,
         };
         loop {
+            let started = Instant::now();
             let mut tx = store.begin_write().await?;
             let deleted = sqlx::query(&sql)
                 .bind(cutoff)
@@ -112,7 +115,8 @@ pub(super) async fn prune(
                 .await?
                 .rows_affected();
             tx.commit().await?;
-            pruned += deleted;
+            pruned.longest_batch = pruned.longest_batch.max(started.elapsed());
+            pruned.rows += deleted;
             if deleted < PRUNE_BATCH as u64 {
                 break;
             }

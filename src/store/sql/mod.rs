@@ -24,8 +24,8 @@ use crate::domain::Email;
 use crate::store::seam::Seam;
 use crate::store::{
     AccountChange, Backend, Credentials, EmailTokenPurpose, NewEmailToken, NewRefreshToken,
-    NewSession, NewUser, PoolStats, RefreshOutcome, RevokeScope, SessionInfo, SessionStore, Store,
-    StoreError, TokenCheck, User, UserChanges, UserQuery,
+    NewSession, NewUser, PoolStats, Pruned, RefreshOutcome, RevokeScope, SessionInfo, SessionStore,
+    Store, StoreError, TokenCheck, User, UserChanges, UserQuery,
 };
 
 /// The sqlx database of this backend.
@@ -140,7 +140,7 @@ impl Store for Engine {
         &self,
         now: DateTime<Utc>,
         revoked_before: DateTime<Utc>,
-    ) -> Result<u64, StoreError> {
+    ) -> Result<Pruned, StoreError> {
         maintenance::prune(self, now, revoked_before).await
     }
 
