@@ -9,6 +9,7 @@ mod refresh_chain;
 mod rows;
 mod seam;
 mod sqlite;
+mod user_cache;
 
 use std::sync::Arc;
 

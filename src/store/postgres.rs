@@ -7,6 +7,7 @@ use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection};
 
 use super::seam::{Seam, WriteTx};
+use super::user_cache::UserCache;
 use super::{Backend, Store, StoreError};
 use crate::auth::RevocationList;
 
@@ -20,6 +21,7 @@ const REVOCATION_CHANNEL: &str = "latchkey_revocations";
 #[derive(Clone)]
 pub struct PostgresStore {
     pool: PgPool,
+    users: Arc<UserCache>,
 }
 
 /// The shared SQL (store/sql/), compiled for this backend.
@@ -63,7 +65,10 @@ impl PostgresStore {
             .connect_with(options)
             .await
             .map_err(|err| failed(err.to_string()))?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            users: Arc::default(),
+        })
     }
 }
 
@@ -74,6 +79,10 @@ impl Seam for PostgresStore {
 
     fn pool(&self) -> &PgPool {
         &self.pool
+    }
+
+    fn users(&self) -> &UserCache {
+        &self.users
     }
 
     fn migrator() -> Migrator {

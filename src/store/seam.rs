@@ -9,6 +9,7 @@ use tokio::sync::OwnedMutexGuard;
 use uuid::Uuid;
 
 use super::Backend;
+use super::user_cache::UserCache;
 
 pub(super) trait Seam {
     type Db: sqlx::Database;
@@ -16,6 +17,9 @@ pub(super) trait Seam {
     const BACKEND: Backend;
 
     fn pool(&self) -> &sqlx::Pool<Self::Db>;
+
+    /// Users recently read from this database; every write that changes a user forgets it.
+    fn users(&self) -> &UserCache;
 
     /// This backend's embedded migrations.
     fn migrator() -> Migrator;

@@ -11,6 +11,7 @@ use sqlx::sqlite::{
 
 use super::Backend;
 use super::seam::{Seam, WriteTx};
+use super::user_cache::UserCache;
 
 /// How long a write may wait for its turn; SQLite's own busy timeout, for the same reason.
 const WRITE_TURN_TIMEOUT: Duration = Duration::from_secs(5);
@@ -21,6 +22,7 @@ pub struct SqliteStore {
     pool: SqlitePool,
     /// This process's turn to write; see `begin_write`.
     writer: Arc<tokio::sync::Mutex<()>>,
+    users: Arc<UserCache>,
 }
 
 /// The shared SQL (store/sql/), compiled for this backend.
@@ -73,6 +75,7 @@ impl SqliteStore {
         Ok(Self {
             pool,
             writer: Arc::default(),
+            users: Arc::default(),
         })
     }
 }
@@ -84,6 +87,10 @@ impl Seam for SqliteStore {
 
     fn pool(&self) -> &SqlitePool {
         &self.pool
+    }
+
+    fn users(&self) -> &UserCache {
+        &self.users
     }
 
     fn migrator() -> Migrator {

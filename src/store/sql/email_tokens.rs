@@ -61,6 +61,7 @@ pub(super) async fn verify_email(
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
+        store.users().forget(user_id);
     }
     Ok(user_id)
 }
@@ -91,6 +92,7 @@ pub(super) async fn confirm_email_change(
     .await
     .map_err(users::map_insert_user_error)?;
     tx.commit().await?;
+    store.users().forget(user_id);
     Ok(Some(user_id))
 }
 
@@ -120,6 +122,7 @@ pub(super) async fn reset_password(
     spend_tokens_of_old_password(&mut tx, user_id, at).await?;
     let revoked = sessions::revoke_in(&mut tx, user_id, RevokeScope::All, at).await?;
     tx.commit().await?;
+    store.users().forget(user_id);
     Ok(Some(AccountChange {
         value: user_id,
         revoked,

@@ -42,7 +42,12 @@ pub(super) async fn credentials_by_id(
     row.map(TryInto::try_into).transpose()
 }
 
+/// Served from the store's user cache when it has the user.
 pub(super) async fn user_by_id(store: &Engine, id: Uuid) -> Result<Option<User>, StoreError> {
+    if let Some(user) = store.users().get(id) {
+        return Ok(Some(user));
+    }
+    let ticket = store.users().ticket();
     let row: Option<UserRow> = sqlx::query_as(concat!(
         "SELECT ",
         user_columns!(),
@@ -51,7 +56,11 @@ pub(super) async fn user_by_id(store: &Engine, id: Uuid) -> Result<Option<User>,
     .bind(id)
     .fetch_optional(store.pool())
     .await?;
-    row.map(TryInto::try_into).transpose()
+    let user: Option<User> = row.map(TryInto::try_into).transpose()?;
+    if let Some(user) = &user {
+        store.users().keep(ticket, user);
+    }
+    Ok(user)
 }
 
 pub(super) async fn list_users(store: &Engine, query: &UserQuery) -> Result<Vec<User>, StoreError> {
@@ -187,6 +196,7 @@ pub(super) async fn update_user(
         Vec::new()
     };
     tx.commit().await?;
+    store.users().forget(id);
     Ok(AccountChange {
         value: updated,
         revoked,
@@ -255,6 +265,7 @@ pub(super) async fn delete_user(
         .execute(&mut *tx)
         .await?;
     tx.commit().await?;
+    store.users().forget(id);
     Ok(AccountChange { value: (), revoked })
 }
 
@@ -309,5 +320,6 @@ pub(super) async fn set_password(
     let scope = keep.map_or(RevokeScope::All, RevokeScope::AllExcept);
     let revoked = sessions::revoke_in(&mut tx, user_id, scope, at).await?;
     tx.commit().await?;
+    store.users().forget(user_id);
     Ok(AccountChange { value: (), revoked })
 }
