@@ -6,10 +6,21 @@ use super::*;
 const SECRET: &str = "kQ7vN2xR9pL4mW8zT3bY6cH1dJ5fG0sA";
 
 fn tokens() -> AccessTokens {
-    AccessTokens::new(
-        &KeySet::single(JwtSecret::new(SECRET).unwrap()),
-        "latchkey",
-        Duration::from_secs(900),
+    tokens_signed_with(&KeySet::single(JwtSecret::new(SECRET).unwrap()))
+}
+
+fn tokens_signed_with(keys: &KeySet) -> AccessTokens {
+    AccessTokens::new(keys, "latchkey", Duration::from_secs(900))
+}
+
+/// After a rotation: a new key signs, and [`SECRET`] is still listed as `old`.
+fn rotated_tokens() -> AccessTokens {
+    tokens_signed_with(
+        &KeySet::parse(&[
+            "new:u8Ke3Wq6Tn1Yz5Pa9Dr2Lm7Fx4Vc0Hb-".to_owned(),
+            format!("old:{SECRET}"),
+        ])
+        .unwrap(),
     )
 }
 
@@ -58,20 +69,8 @@ fn key_sets_parse_kid_secret_pairs_and_refuse_bad_ones() {
 
 #[test]
 fn tokens_of_any_listed_key_verify_and_the_first_key_signs() {
-    let old = AccessTokens::new(
-        &KeySet::parse(&[format!("old:{SECRET}")]).unwrap(),
-        "latchkey",
-        Duration::from_secs(900),
-    );
-    let rotated = AccessTokens::new(
-        &KeySet::parse(&[
-            "new:u8Ke3Wq6Tn1Yz5Pa9Dr2Lm7Fx4Vc0Hb-".to_owned(),
-            format!("old:{SECRET}"),
-        ])
-        .unwrap(),
-        "latchkey",
-        Duration::from_secs(900),
-    );
+    let old = tokens_signed_with(&KeySet::parse(&[format!("old:{SECRET}")]).unwrap());
+    let rotated = rotated_tokens();
     let (user, session) = (Uuid::new_v4(), Uuid::new_v4());
     let from_old = old.issue(user, session, Role::User).unwrap().token;
     assert!(rotated.verify(&from_old).is_ok());
@@ -93,16 +92,7 @@ fn a_lone_secret_moved_into_a_key_list_keeps_its_tokens_valid() {
         .issue(Uuid::new_v4(), Uuid::new_v4(), Role::User)
         .unwrap()
         .token;
-    let listed = AccessTokens::new(
-        &KeySet::parse(&[
-            "new:u8Ke3Wq6Tn1Yz5Pa9Dr2Lm7Fx4Vc0Hb-".to_owned(),
-            format!("old:{SECRET}"),
-        ])
-        .unwrap(),
-        "latchkey",
-        Duration::from_secs(900),
-    );
-    assert!(listed.verify(&token).is_ok());
+    assert!(rotated_tokens().verify(&token).is_ok());
 }
 
 #[test]
