@@ -20,29 +20,33 @@ fn ip(raw: &str) -> IpAddr {
     raw.parse().unwrap()
 }
 
+/// Fails the password of `account` from `client` as often as [`config`]'s lockout threshold.
+fn lock_out(limits: &Limits, client: IpAddr, account: &str) {
+    for _ in 0..2 {
+        limits.password_attempt(client, account).unwrap();
+        limits.password_failed(client, account);
+    }
+}
+
 #[test]
 fn a_burst_is_allowed_then_refused_with_a_retry_delay() {
     let limits = Limits::new(&config(true));
-    let ip: IpAddr = "198.51.100.7".parse().unwrap();
-    assert!(limits.signup(ip).is_ok());
-    assert!(limits.signup(ip).is_ok());
-    let RateLimited(wait) = limits.signup(ip).unwrap_err();
+    let client = ip("198.51.100.7");
+    assert!(limits.signup(client).is_ok());
+    assert!(limits.signup(client).is_ok());
+    let RateLimited(wait) = limits.signup(client).unwrap_err();
     assert!(
         wait > Duration::from_secs(20) && wait <= Duration::from_secs(30),
         "{wait:?}"
     );
-    assert!(limits.signup("203.0.113.1".parse().unwrap()).is_ok());
+    assert!(limits.signup(ip("203.0.113.1")).is_ok());
 }
 
 #[test]
 fn a_locked_out_address_does_not_use_up_the_accounts_allowance() {
     let limits = Limits::new(&config(true));
-    let attacker: IpAddr = "198.51.100.7".parse().unwrap();
-    let victim: IpAddr = "203.0.113.1".parse().unwrap();
-    for _ in 0..2 {
-        limits.password_attempt(attacker, "ada").unwrap();
-        limits.password_failed(attacker, "ada");
-    }
+    let (attacker, victim) = (ip("198.51.100.7"), ip("203.0.113.1"));
+    lock_out(&limits, attacker, "ada");
     assert!(limits.password_attempt(attacker, "ada").is_err());
     assert!(limits.password_attempt(attacker, "ada").is_err());
     assert!(limits.password_attempt(victim, "ada").is_ok());
@@ -51,25 +55,24 @@ fn a_locked_out_address_does_not_use_up_the_accounts_allowance() {
 #[test]
 fn forgot_password_is_limited_per_address_and_per_email() {
     let limits = Limits::new(&config(true));
-    let ip: IpAddr = "198.51.100.7".parse().unwrap();
-    let other: IpAddr = "203.0.113.1".parse().unwrap();
-    assert!(limits.forgot_password(ip, "ada@example.com").is_ok());
+    let (client, other) = (ip("198.51.100.7"), ip("203.0.113.1"));
+    assert!(limits.forgot_password(client, "ada@example.com").is_ok());
     assert!(limits.forgot_password(other, "ada@example.com").is_ok());
     // The email's allowance is spent, from any address.
-    assert!(limits.forgot_password(ip, "ada@example.com").is_err());
+    assert!(limits.forgot_password(client, "ada@example.com").is_err());
     // The first address has one request left, for another email; then it is spent too.
-    assert!(limits.forgot_password(ip, "bob@example.com").is_ok());
-    assert!(limits.forgot_password(ip, "eve@example.com").is_err());
+    assert!(limits.forgot_password(client, "bob@example.com").is_ok());
+    assert!(limits.forgot_password(client, "eve@example.com").is_err());
 }
 
 #[test]
 fn disabled_limits_refuse_nothing() {
     let limits = Limits::new(&config(false));
-    let ip: IpAddr = "198.51.100.7".parse().unwrap();
+    let client = ip("198.51.100.7");
     for _ in 0..100 {
-        assert!(limits.signup(ip).is_ok());
-        assert!(limits.password_attempt(ip, "ada").is_ok());
-        limits.password_failed(ip, "ada");
+        assert!(limits.signup(client).is_ok());
+        assert!(limits.password_attempt(client, "ada").is_ok());
+        limits.password_failed(client, "ada");
     }
 }
 
@@ -79,10 +82,7 @@ fn a_flood_of_new_keys_stays_at_the_cap_and_keeps_attackers_limited() {
     let attacker = ip("198.51.100.66");
     // Over the signup limit, and locked out of ada's account.
     while limits.signup(attacker).is_ok() {}
-    for _ in 0..2 {
-        limits.password_attempt(attacker, "ada").unwrap();
-        limits.password_failed(attacker, "ada");
-    }
+    lock_out(&limits, attacker, "ada");
     assert!(limits.password_attempt(attacker, "ada").is_err());
 
     for n in 0..100_000_u32 {
