@@ -116,6 +116,35 @@ pub enum AuditEvent<'a> {
 /// Writes `event` to the audit log.
 pub fn record(event: AuditEvent<'_>) {
     match event {
+        AuditEvent::SignedUp { .. }
+        | AuditEvent::SignedUpAwaitingVerification { .. }
+        | AuditEvent::SignupEmailTaken { .. }
+        | AuditEvent::LoginSucceeded { .. }
+        | AuditEvent::LoginFailed { .. } => record_signup_or_login(event),
+        AuditEvent::Logout { .. }
+        | AuditEvent::RefreshTokenReused { .. }
+        | AuditEvent::SessionRevoked { .. }
+        | AuditEvent::PasswordChanged { .. }
+        | AuditEvent::PasswordReset { .. } => record_session_or_password(event),
+        AuditEvent::EmailChangeRequested { .. }
+        | AuditEvent::EmailChanged { .. }
+        | AuditEvent::EmailVerified { .. }
+        | AuditEvent::PasswordResetMailed { .. }
+        | AuditEvent::VerificationMailed { .. }
+        | AuditEvent::EmailChangeMailed { .. }
+        | AuditEvent::SignupAttemptMailed { .. } => record_address_or_mail(event),
+        AuditEvent::RoleChanged { .. }
+        | AuditEvent::DisabledChanged { .. }
+        | AuditEvent::AccountDeletedByOwner { .. }
+        | AuditEvent::AccountDeletedByAdmin { .. }
+        | AuditEvent::AdminBootstrapped { .. }
+        | AuditEvent::AdminBootstrapRefused { .. } => record_account_admin(event),
+    }
+}
+
+/// Signups and logins.
+fn record_signup_or_login(event: AuditEvent<'_>) {
+    match event {
         AuditEvent::SignedUp {
             user_id,
             session_id,
@@ -160,6 +189,14 @@ pub fn record(event: AuditEvent<'_>) {
             known_device,
             "login failed"
         ),
+        // `record` sends only the events above.
+        _ => {}
+    }
+}
+
+/// Sessions ended, and passwords changed or reset.
+fn record_session_or_password(event: AuditEvent<'_>) {
+    match event {
         AuditEvent::Logout {
             user_id,
             session_id,
@@ -191,6 +228,14 @@ pub fn record(event: AuditEvent<'_>) {
             %user_id,
             "password reset through a mailed link; every session revoked"
         ),
+        // `record` sends only the events above.
+        _ => {}
+    }
+}
+
+/// Address changes and verification, and the mails that carry their links.
+fn record_address_or_mail(event: AuditEvent<'_>) {
+    match event {
         AuditEvent::EmailChangeRequested { user_id } => audit!(
             info,
             "email_change_requested",
@@ -203,6 +248,35 @@ pub fn record(event: AuditEvent<'_>) {
         AuditEvent::EmailVerified { user_id } => {
             audit!(info, "email_verified", %user_id, "email address verified")
         }
+        AuditEvent::PasswordResetMailed { user_id } => {
+            audit!(info, "password_reset_mailed", %user_id, "password reset link mailed")
+        }
+        AuditEvent::VerificationMailed { user_id } => audit!(
+            info,
+            "verification_mailed",
+            %user_id,
+            "email verification link mailed"
+        ),
+        AuditEvent::EmailChangeMailed { user_id } => audit!(
+            info,
+            "email_change_mailed",
+            %user_id,
+            "email change link mailed to the new address"
+        ),
+        AuditEvent::SignupAttemptMailed { user_id } => audit!(
+            info,
+            "signup_attempt_mailed",
+            %user_id,
+            "the owner of a taken address was told of a signup attempt"
+        ),
+        // `record` sends only the events above.
+        _ => {}
+    }
+}
+
+/// Roles, the disabled flag, deletions and the bootstrap admin.
+fn record_account_admin(event: AuditEvent<'_>) {
+    match event {
         AuditEvent::RoleChanged { user_id, by, role } => audit!(
             info,
             "role_changed",
@@ -237,27 +311,6 @@ pub fn record(event: AuditEvent<'_>) {
             %by,
             "account deleted by an admin"
         ),
-        AuditEvent::PasswordResetMailed { user_id } => {
-            audit!(info, "password_reset_mailed", %user_id, "password reset link mailed")
-        }
-        AuditEvent::VerificationMailed { user_id } => audit!(
-            info,
-            "verification_mailed",
-            %user_id,
-            "email verification link mailed"
-        ),
-        AuditEvent::EmailChangeMailed { user_id } => audit!(
-            info,
-            "email_change_mailed",
-            %user_id,
-            "email change link mailed to the new address"
-        ),
-        AuditEvent::SignupAttemptMailed { user_id } => audit!(
-            info,
-            "signup_attempt_mailed",
-            %user_id,
-            "the owner of a taken address was told of a signup attempt"
-        ),
         AuditEvent::AdminBootstrapped { email } => {
             audit!(info, "admin_bootstrapped", %email, "bootstrap admin created")
         }
@@ -268,5 +321,7 @@ pub fn record(event: AuditEvent<'_>) {
             "LATCHKEY_BOOTSTRAP_ADMIN_EMAIL names an existing account that is not an admin; it \
              was not promoted. Promote it with `latchkey admin set-role` if it is yours"
         ),
+        // `record` sends only the events above.
+        _ => {}
     }
 }

@@ -194,25 +194,25 @@ fn exit_on_usage_error(err: clap::Error) -> ! {
         Some(env) => format!("--{long} (or {env})"),
         None => format!("--{long}"),
     };
-    let what = spec
-        .get_help()
-        .map(|help| {
-            let help = help
-                .to_string()
-                .split_whitespace()
-                .collect::<Vec<_>>()
-                .join(" ");
-            // The first clause says what the setting holds and in which unit; the rest is why.
-            let first = help.split(". ").next().unwrap_or_default();
-            let first = first.split(": ").next().unwrap_or_default();
-            format!(
-                " (expected: {})",
-                lowercase_first(first.trim_end_matches('.'))
-            )
-        })
-        .unwrap_or_default();
-    eprintln!("latchkey: error: invalid value{shown} for {name}: {why}{what}");
+    let expected = spec.get_help().map(expected_from_help).unwrap_or_default();
+    eprintln!("latchkey: error: invalid value{shown} for {name}: {why}{expected}");
     std::process::exit(2)
+}
+
+/// " (expected: …)" from an argument's help text.
+fn expected_from_help(help: &clap::builder::StyledStr) -> String {
+    let help = help
+        .to_string()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    // The first clause says what the setting holds and in which unit; the rest is why.
+    let first = help.split(". ").next().unwrap_or_default();
+    let first = first.split(": ").next().unwrap_or_default();
+    format!(
+        " (expected: {})",
+        lowercase_first(first.trim_end_matches('.'))
+    )
 }
 
 /// The argument with this long name, in the command or any of its subcommands.

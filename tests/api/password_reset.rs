@@ -7,7 +7,7 @@ use reqwest::{Method, Response, StatusCode};
 use serde_json::{Value, json};
 
 use crate::helpers::{PASSWORD, TestApp, assert_problem, spawn_app_with};
-use crate::smtp_sink::{SmtpSink, spawn_app_with_mail};
+use crate::smtp_sink::{ReceivedMail, SmtpSink, spawn_app_with_mail};
 
 const NEW_PASSWORD: &str = "a brand new passphrase";
 
@@ -63,21 +63,7 @@ async fn a_mailed_link_resets_the_password_once_and_ends_every_session() {
 
     let response = forgot(&app, "Ada@Example.com").await;
     assert_eq!(response.status(), StatusCode::ACCEPTED);
-    let mail = sink.next_mail().await;
-
-    assert_eq!(mail.mail_from, "no-reply@localhost");
-    assert_eq!(mail.rcpt_to, ["ada@example.com"]);
-    assert_eq!(mail.header("Subject").unwrap(), "Reset your password");
-    let link = mail.link();
-    let token = mail.token();
-    assert_eq!(
-        link,
-        format!("http://app.test/reset-password#token={token}")
-    );
-    assert_eq!(token.len(), 43);
-    let html = mail.part("text/html");
-    assert!(html.contains(&format!("href=\"{link}\"")), "{html}");
-    assert!(mail.part("text/plain").contains("1 hour"));
+    let token = checked_reset_token(&sink.next_mail().await);
     // Only the token's SHA-256 is stored.
     let stored: Vec<String> =
         sqlx::query_scalar("SELECT token_hash FROM email_tokens WHERE purpose = 'password_reset'")
@@ -102,13 +88,7 @@ async fn a_mailed_link_resets_the_password_once_and_ends_every_session() {
         app.login("ada@example.com", NEW_PASSWORD).await.status(),
         StatusCode::OK
     );
-    // Every session that existed is over: access tokens at once, refresh tokens too.
-    for tokens in [&signup, &login] {
-        let me = app.me(tokens["access_token"].as_str().unwrap()).await;
-        assert_problem(me, StatusCode::UNAUTHORIZED, "invalid_token").await;
-        let refresh = app.refresh(tokens["refresh_token"].as_str().unwrap()).await;
-        assert_problem(refresh, StatusCode::UNAUTHORIZED, "invalid_refresh_token").await;
-    }
+    assert_sessions_are_over(&app, &[&signup, &login]).await;
     // The token is spent.
     assert_problem(
         reset(&app, &token, "yet another passphrase").await,
@@ -120,6 +100,35 @@ async fn a_mailed_link_resets_the_password_once_and_ends_every_session() {
         app.login("ada@example.com", NEW_PASSWORD).await.status(),
         StatusCode::OK
     );
+}
+
+/// The token of ada@example.com's reset mail, once its envelope, subject, link (in both parts)
+/// and stated lifetime are checked.
+fn checked_reset_token(mail: &ReceivedMail) -> String {
+    assert_eq!(mail.mail_from, "no-reply@localhost");
+    assert_eq!(mail.rcpt_to, ["ada@example.com"]);
+    assert_eq!(mail.header("Subject").unwrap(), "Reset your password");
+    let link = mail.link();
+    let token = mail.token();
+    assert_eq!(
+        link,
+        format!("http://app.test/reset-password#token={token}")
+    );
+    assert_eq!(token.len(), 43);
+    let html = mail.part("text/html");
+    assert!(html.contains(&format!("href=\"{link}\"")), "{html}");
+    assert!(mail.part("text/plain").contains("1 hour"));
+    token
+}
+
+/// Every one of these sessions is over: its access token at once, its refresh token too.
+async fn assert_sessions_are_over(app: &TestApp, sessions: &[&Value]) {
+    for tokens in sessions {
+        let me = app.me(tokens["access_token"].as_str().unwrap()).await;
+        assert_problem(me, StatusCode::UNAUTHORIZED, "invalid_token").await;
+        let refresh = app.refresh(tokens["refresh_token"].as_str().unwrap()).await;
+        assert_problem(refresh, StatusCode::UNAUTHORIZED, "invalid_refresh_token").await;
+    }
 }
 
 #[tokio::test]

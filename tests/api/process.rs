@@ -93,13 +93,52 @@ fn sigterm(child: &Child) {
 #[tokio::test]
 async fn audit_events_are_logged_without_secrets_and_sigterm_exits_cleanly() {
     let mut server = start();
-    let client = reqwest::Client::new();
-    let post = |path: &str, body: Value| {
-        client
-            .post(format!("{}{path}", server.base))
-            .json(&body)
-            .send()
+    let (signup, login) = audited_traffic(&server.base).await;
+
+    sigterm(&server.child);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = server.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "latchkey did not exit after SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
     };
+    assert!(status.success(), "exit status {status}");
+
+    let lines: Vec<String> = server.log.try_iter().collect();
+    let entries: Vec<Value> = lines
+        .iter()
+        .map(|line| serde_json::from_str(line).expect("a log line is not JSON"))
+        .collect();
+    assert_audit_events(&entries, signup["user"]["id"].as_str().unwrap());
+    assert_logout_request_line(&entries);
+    let everything = lines.join("\n");
+    for secret in [
+        PASSWORD,
+        "wrong password",
+        login["access_token"].as_str().unwrap(),
+        signup["access_token"].as_str().unwrap(),
+        signup["refresh_token"].as_str().unwrap(),
+        login["refresh_token"].as_str().unwrap(),
+        "$2b$",
+    ] {
+        assert!(
+            !everything.contains(secret),
+            "a secret reached the log: {secret}"
+        );
+    }
+}
+
+/// A signup, a failed and a successful login, a refresh, the reuse of the refresh token it
+/// rotated away, and a logout of the login's session with the request id `req-logout-1`. Returns
+/// the token responses of the signup and of the login.
+async fn audited_traffic(base: &str) -> (Value, Value) {
+    let client = reqwest::Client::new();
+    let post = |path: &str, body: Value| client.post(format!("{base}{path}")).json(&body).send();
 
     let signup: Value = post(
         "/v1/auth/signup",
@@ -140,35 +179,20 @@ async fn audit_events_are_logged_without_secrets_and_sigterm_exits_cleanly() {
     .await
     .unwrap();
     assert_eq!(reused.status(), StatusCode::UNAUTHORIZED);
-    let access = login["access_token"].as_str().unwrap();
     let logout = client
-        .post(format!("{}/v1/auth/logout", server.base))
-        .bearer_auth(access)
+        .post(format!("{base}/v1/auth/logout"))
+        .bearer_auth(login["access_token"].as_str().unwrap())
         .header("x-request-id", "req-logout-1")
         .send()
         .await
         .unwrap();
     assert_eq!(logout.status(), StatusCode::NO_CONTENT);
+    (signup, login)
+}
 
-    sigterm(&server.child);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let status = loop {
-        if let Some(status) = server.child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "latchkey did not exit after SIGTERM"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
-    assert!(status.success(), "exit status {status}");
-
-    let lines: Vec<String> = server.log.try_iter().collect();
-    let entries: Vec<Value> = lines
-        .iter()
-        .map(|line| serde_json::from_str(line).expect("a log line is not JSON"))
-        .collect();
+/// Every event [`audited_traffic`] causes is in the audit log, and the reuse names the user, a
+/// session and the client's address.
+fn assert_audit_events(entries: &[Value], user_id: &str) {
     let events: Vec<&str> = entries
         .iter()
         .filter(|e| e["target"] == "latchkey::audit")
@@ -187,13 +211,16 @@ async fn audit_events_are_logged_without_secrets_and_sigterm_exits_cleanly() {
             "no {expected} event in {events:?}"
         );
     }
-    let user_id = signup["user"]["id"].as_str().unwrap();
     let reuse = entries
         .iter()
         .find(|e| e["event"] == "refresh_token_reused")
         .unwrap();
     assert_eq!(reuse["user_id"], user_id);
     assert!(reuse["session_id"].is_string() && reuse["ip"] == "127.0.0.1");
+}
+
+/// The logout's request line carries its request id, route, status and latency.
+fn assert_logout_request_line(entries: &[Value]) {
     let request = entries
         .iter()
         .find(|e| e["target"] == "latchkey::http" && e["request_id"] == "req-logout-1")
@@ -201,22 +228,6 @@ async fn audit_events_are_logged_without_secrets_and_sigterm_exits_cleanly() {
     assert_eq!(request["route"], "/v1/auth/logout");
     assert_eq!(request["status"], 204);
     assert!(request["latency_ms"].is_number());
-
-    let everything = lines.join("\n");
-    for secret in [
-        PASSWORD,
-        "wrong password",
-        access,
-        signup["access_token"].as_str().unwrap(),
-        first_refresh,
-        login["refresh_token"].as_str().unwrap(),
-        "$2b$",
-    ] {
-        assert!(
-            !everything.contains(secret),
-            "a secret reached the log: {secret}"
-        );
-    }
 }
 
 /// Resident memory of a process, from /proc (Linux).

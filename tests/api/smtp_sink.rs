@@ -8,6 +8,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use latchkey::Config;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Mutex, mpsc};
 use tokio::task::JoinHandle;
@@ -124,20 +125,7 @@ async fn converse(
         } else if upper.starts_with("HELO") {
             b"250 sink.test\r\n"
         } else if upper.starts_with("AUTH PLAIN") {
-            let initial = line[10..].trim().to_owned();
-            let encoded = if initial.is_empty() {
-                writer.write_all(b"334 \r\n").await?;
-                read_line(&mut reader).await?.unwrap_or_default()
-            } else {
-                initial
-            };
-            // `\0user\0password`.
-            let decoded = STANDARD.decode(encoded.trim()).unwrap_or_default();
-            let fields: Vec<String> = String::from_utf8_lossy(&decoded)
-                .split('\0')
-                .map(str::to_owned)
-                .collect();
-            auth = Some(fields[1..].join(":"));
+            auth = Some(auth_plain(&line, &mut reader, &mut writer).await?);
             b"235 2.7.0 authenticated\r\n"
         } else if upper.starts_with("MAIL FROM:") {
             mail = ReceivedMail {
@@ -153,18 +141,9 @@ async fn converse(
             writer
                 .write_all(b"354 end data with <CR><LF>.<CR><LF>\r\n")
                 .await?;
-            let mut data = String::new();
-            loop {
-                let Some(line) = read_line(&mut reader).await? else {
-                    return Ok(());
-                };
-                if line == "." {
-                    break;
-                }
-                // RFC 5321 §4.5.2: the client doubled every leading dot.
-                data.push_str(line.strip_prefix('.').unwrap_or(&line));
-                data.push_str("\r\n");
-            }
+            let Some(data) = read_data(&mut reader).await? else {
+                return Ok(());
+            };
             tokio::time::sleep(delay).await;
             mail.data = data;
             let _ = mails.send(std::mem::take(&mut mail));
@@ -181,9 +160,47 @@ async fn converse(
     }
 }
 
-async fn read_line(
-    reader: &mut BufReader<tokio::net::tcp::OwnedReadHalf>,
-) -> std::io::Result<Option<String>> {
+/// The `user:password` of an `AUTH PLAIN` command, whose credentials come on its line or, after a
+/// 334, on the next.
+async fn auth_plain(
+    line: &str,
+    reader: &mut BufReader<OwnedReadHalf>,
+    writer: &mut OwnedWriteHalf,
+) -> std::io::Result<String> {
+    let initial = line[10..].trim().to_owned();
+    let encoded = if initial.is_empty() {
+        writer.write_all(b"334 \r\n").await?;
+        read_line(reader).await?.unwrap_or_default()
+    } else {
+        initial
+    };
+    // `\0user\0password`.
+    let decoded = STANDARD.decode(encoded.trim()).unwrap_or_default();
+    let fields: Vec<String> = String::from_utf8_lossy(&decoded)
+        .split('\0')
+        .map(str::to_owned)
+        .collect();
+    Ok(fields[1..].join(":"))
+}
+
+/// The message after `DATA`, up to the line holding only a dot: dot-unstuffed, CRLF line ends.
+/// `None` when the client hangs up first.
+async fn read_data(reader: &mut BufReader<OwnedReadHalf>) -> std::io::Result<Option<String>> {
+    let mut data = String::new();
+    loop {
+        let Some(line) = read_line(reader).await? else {
+            return Ok(None);
+        };
+        if line == "." {
+            return Ok(Some(data));
+        }
+        // RFC 5321 §4.5.2: the client doubled every leading dot.
+        data.push_str(line.strip_prefix('.').unwrap_or(&line));
+        data.push_str("\r\n");
+    }
+}
+
+async fn read_line(reader: &mut BufReader<OwnedReadHalf>) -> std::io::Result<Option<String>> {
     let mut line = String::new();
     if reader.read_line(&mut line).await? == 0 {
         return Ok(None);

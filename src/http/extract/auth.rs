@@ -2,12 +2,11 @@ use std::future::{Ready, ready};
 
 use actix_web::dev::Payload;
 use actix_web::http::header::{self, HeaderValue};
-use actix_web::{FromRequest, HttpRequest, web};
+use actix_web::{FromRequest, HttpRequest};
 use uuid::Uuid;
 
 use crate::domain::Role;
 use crate::http::error::{ApiError, TokenProblem};
-use crate::http::state::AppState;
 
 /// Longest `Authorization` header worth parsing; anything longer is refused unread.
 const MAX_AUTHORIZATION_BYTES: usize = 8 * 1024;
@@ -78,9 +77,7 @@ impl FromRequest for VerifiedToken {
 }
 
 fn verify(req: &HttpRequest) -> Result<VerifiedToken, ApiError> {
-    let state = req
-        .app_data::<web::Data<AppState>>()
-        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("application state is missing")))?;
+    let state = super::app_state(req)?;
     let token = bearer_token(req)?;
     let claims = state
         .tokens

@@ -5,10 +5,9 @@ use std::future::{Ready, ready};
 use std::net::IpAddr;
 
 use actix_web::dev::Payload;
-use actix_web::{FromRequest, HttpRequest, web};
+use actix_web::{FromRequest, HttpRequest};
 
 use crate::http::error::ApiError;
-use crate::http::state::AppState;
 
 /// The address of the client that sent the request, through trusted proxies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,9 +23,7 @@ impl FromRequest for ClientIp {
 }
 
 fn client_ip(req: &HttpRequest) -> Result<ClientIp, ApiError> {
-    let state = req
-        .app_data::<web::Data<AppState>>()
-        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("application state is missing")))?;
+    let state = super::app_state(req)?;
     let peer = req
         .peer_addr()
         .map(|addr| addr.ip())
