@@ -134,7 +134,10 @@ async fn app_state(
     )?));
     let since = revocations.relevant_since(store::now());
     revocations.revoke(store.revocations_since(since).await?);
-    let limits = Arc::new(Limits::new(&config.abuse.limits()));
+    let limits = Arc::new(Limits::with_shared(
+        &config.abuse.limits(),
+        store.shared_limits(),
+    ));
     let trusted_proxies = TrustedProxies::parse(&config.server.trusted_proxies)
         .map_err(|why| anyhow::anyhow!("LATCHKEY_TRUSTED_PROXIES: {why}"))?;
     let (email, mail_worker) = EmailFlows::from_config(store.clone(), config)?;

@@ -26,7 +26,9 @@ pub fn spawn_pruner(
             ticker.tick().await;
             let now = store::now();
             revocations.prune(now);
-            limits.prune();
+            if let Err(err) = limits.prune().await {
+                tracing::warn!(error = %err, "pruning the shared rate limits failed");
+            }
             match store.prune(now, revocations.relevant_since(now)).await {
                 Ok(pruned) if pruned.rows == 0 => {}
                 Ok(pruned) => tracing::debug!(

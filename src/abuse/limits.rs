@@ -1,6 +1,6 @@
 use std::hash::Hash;
 use std::net::{IpAddr, Ipv6Addr};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
@@ -9,6 +9,7 @@ use uuid::Uuid;
 use super::Rate;
 use super::bounded::DeadlineMap;
 use super::lockout::Lockout;
+use super::shared::{SharedLimits, Unavailable};
 
 /// Longest lockout of one account for one address or device.
 const MAX_LOCKOUT: Duration = Duration::from_secs(15 * 60);
@@ -30,9 +31,16 @@ pub struct LimitsConfig {
     pub max_keys: usize,
 }
 
-/// A request refused for going over a limit; retry after this long.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RateLimited(pub Duration);
+/// Why a request may not go on.
+#[derive(Debug, thiserror::Error)]
+pub enum Refused {
+    /// Over a limit, or locked out; retry after this long.
+    #[error("rate limited")]
+    RateLimited(Duration),
+    /// The shared state could not be consulted: password checks fail closed.
+    #[error(transparent)]
+    Unavailable(#[from] Unavailable),
+}
 
 /// A client that logged in to an account before, as named by its device token
 /// (`crate::auth::DeviceTokens`): random bits that the token's MAC binds to one account.
@@ -50,8 +58,9 @@ enum Origin {
     Device(DeviceId),
 }
 
-/// Per client address, per account and per device limits, and the lockout. In memory: each
-/// instance counts what it sees.
+/// Per client address, per account and per device limits, and the lockout. In memory when one
+/// process serves (SQLite), or in [`SharedLimits`] when instances share a database (PostgreSQL):
+/// then the in-memory tables stay empty.
 ///
 /// Client addresses are counted per IPv4 address and per IPv6 /64 (see [`address_key`]).
 ///
@@ -73,22 +82,42 @@ pub struct Limits {
     forgot_per_email: KeyedLimit<AccountKey>,
     resend_per_user: KeyedLimit<Uuid>,
     lockout: Lockout<(AccountKey, Origin)>,
+    shared: Option<Arc<dyn SharedLimits>>,
 }
 
 impl Limits {
+    /// Limits kept in this process's memory.
     pub fn new(config: &LimitsConfig) -> Self {
+        Self::with_shared(config, None)
+    }
+
+    /// Limits kept in `shared`, when given, so that every instance counts as one.
+    pub fn with_shared(config: &LimitsConfig, shared: Option<Arc<dyn SharedLimits>>) -> Self {
         let max_keys = config.max_keys;
         Self {
             enabled: config.enabled,
-            login_per_ip: KeyedLimit::new(config.login_per_ip, max_keys),
-            login_per_account: KeyedLimit::new(config.login_per_account, max_keys),
+            login_per_ip: KeyedLimit::new("login_per_ip", config.login_per_ip, max_keys),
+            login_per_account: KeyedLimit::new(
+                "login_per_account",
+                config.login_per_account,
+                max_keys,
+            ),
             // A device gets the allowance a whole account has, for itself.
-            login_per_device: KeyedLimit::new(config.login_per_account, max_keys),
-            signup_per_ip: KeyedLimit::new(config.signup_per_ip, max_keys),
-            refresh_per_ip: KeyedLimit::new(config.refresh_per_ip, max_keys),
-            forgot_per_ip: KeyedLimit::new(config.forgot_per_ip, max_keys),
-            forgot_per_email: KeyedLimit::new(config.forgot_per_email, max_keys),
-            resend_per_user: KeyedLimit::new(config.resend_per_user, max_keys),
+            login_per_device: KeyedLimit::new(
+                "login_per_device",
+                config.login_per_account,
+                max_keys,
+            ),
+            signup_per_ip: KeyedLimit::new("signup_per_ip", config.signup_per_ip, max_keys),
+            refresh_per_ip: KeyedLimit::new("refresh_per_ip", config.refresh_per_ip, max_keys),
+            forgot_per_ip: KeyedLimit::new("forgot_per_ip", config.forgot_per_ip, max_keys),
+            forgot_per_email: KeyedLimit::new(
+                "forgot_per_email",
+                config.forgot_per_email,
+                max_keys,
+            ),
+            resend_per_user: KeyedLimit::new("resend_per_user", config.resend_per_user, max_keys),
+            shared,
             lockout: Lockout::new(
                 config.lockout_threshold,
                 config.lockout_base_delay,
@@ -98,40 +127,40 @@ impl Limits {
         }
     }
 
-    pub fn signup(&self, ip: IpAddr) -> Result<(), RateLimited> {
-        self.check(&self.signup_per_ip, address_key(ip))
+    pub async fn signup(&self, ip: IpAddr) -> Result<(), Refused> {
+        self.check(&self.signup_per_ip, address_key(ip)).await
     }
 
-    pub fn refresh(&self, ip: IpAddr) -> Result<(), RateLimited> {
-        self.check(&self.refresh_per_ip, address_key(ip))
+    pub async fn refresh(&self, ip: IpAddr) -> Result<(), Refused> {
+        self.check(&self.refresh_per_ip, address_key(ip)).await
     }
 
     /// A password-reset mail requested for `email` from `ip`. Counted whether or not an account
     /// has the address, so the answer says nothing about which ones exist; the address's own
     /// limit stops anyone from flooding one mailbox, from however many addresses.
-    pub fn forgot_password(&self, ip: IpAddr, email: &str) -> Result<(), RateLimited> {
-        self.check(&self.forgot_per_ip, address_key(ip))?;
-        self.check(&self.forgot_per_email, account_key(email))
+    pub async fn forgot_password(&self, ip: IpAddr, email: &str) -> Result<(), Refused> {
+        self.check(&self.forgot_per_ip, address_key(ip)).await?;
+        self.check(&self.forgot_per_email, account_key(email)).await
     }
 
     /// A verification mail sent again at the request of `user_id`, or because their login was
     /// refused for an unverified address.
-    pub fn resend_verification(&self, user_id: Uuid) -> Result<(), RateLimited> {
-        self.check(&self.resend_per_user, user_id)
+    pub async fn resend_verification(&self, user_id: Uuid) -> Result<(), Refused> {
+        self.check(&self.resend_per_user, user_id).await
     }
 
     /// Before a password of `account` is checked for a request from `ip`, without a device
     /// token: a self-service change. [`Limits::address_attempt`], then
     /// [`Limits::account_attempt`] without a device.
-    pub fn password_attempt(&self, ip: IpAddr, account: &str) -> Result<(), RateLimited> {
-        self.address_attempt(ip)?;
-        self.account_attempt(ip, account, None)
+    pub async fn password_attempt(&self, ip: IpAddr, account: &str) -> Result<(), Refused> {
+        self.address_attempt(ip).await?;
+        self.account_attempt(ip, account, None).await
     }
 
     /// The first check of a login, before anything is looked up: the client address's own
     /// limit, which every attempt counts against, whatever it presents.
-    pub fn address_attempt(&self, ip: IpAddr) -> Result<(), RateLimited> {
-        self.check(&self.login_per_ip, address_key(ip))
+    pub async fn address_attempt(&self, ip: IpAddr) -> Result<(), Refused> {
+        self.check(&self.login_per_ip, address_key(ip)).await
     }
 
     /// The second check, before the password is: the lockout of the account for this origin,
@@ -142,54 +171,83 @@ impl Limits {
     /// guesses. Without one, it is the address's lockout and the allowance of the account, shared
     /// by every address, which bounds the guesses against one account. The lockout comes first,
     /// so a locked-out origin does not use up an allowance.
-    pub fn account_attempt(
+    pub async fn account_attempt(
         &self,
         ip: IpAddr,
         account: &str,
         device: Option<DeviceId>,
-    ) -> Result<(), RateLimited> {
+    ) -> Result<(), Refused> {
         if !self.enabled {
             return Ok(());
         }
         let account = account_key(account);
-        if let Some(left) = self
-            .lockout
-            .locked_for((account, origin(ip, device)), Instant::now())
-        {
-            return Err(RateLimited(left));
+        let key = (account, origin(ip, device));
+        let locked_for = match &self.shared {
+            None => self.lockout.locked_for(key, Instant::now()),
+            Some(shared) => shared.locked_for(&lockout_key(key)).await?,
+        };
+        if let Some(left) = locked_for {
+            return Err(Refused::RateLimited(left));
         }
         match device {
-            Some(device) => self.check(&self.login_per_device, device),
-            None => self.check(&self.login_per_account, account),
+            Some(device) => self.check(&self.login_per_device, device).await,
+            None => self.check(&self.login_per_account, account).await,
         }
     }
 
-    pub fn password_failed(&self, ip: IpAddr, account: &str) {
-        self.attempt_failed(ip, account, None);
+    pub async fn password_failed(&self, ip: IpAddr, account: &str) -> Result<(), Unavailable> {
+        self.attempt_failed(ip, account, None).await
     }
 
-    pub fn password_succeeded(&self, ip: IpAddr, account: &str) {
-        self.attempt_succeeded(ip, account, None);
+    pub async fn password_succeeded(&self, ip: IpAddr, account: &str) -> Result<(), Unavailable> {
+        self.attempt_succeeded(ip, account, None).await
     }
 
     /// A wrong password, counted against the origin [`Limits::account_attempt`] checked.
-    pub fn attempt_failed(&self, ip: IpAddr, account: &str, device: Option<DeviceId>) {
-        if self.enabled {
-            let key = (account_key(account), origin(ip, device));
-            self.lockout.failed(key, Instant::now());
+    pub async fn attempt_failed(
+        &self,
+        ip: IpAddr,
+        account: &str,
+        device: Option<DeviceId>,
+    ) -> Result<(), Unavailable> {
+        if !self.enabled {
+            return Ok(());
+        }
+        let key = (account_key(account), origin(ip, device));
+        match &self.shared {
+            None => {
+                self.lockout.failed(key, Instant::now());
+                Ok(())
+            }
+            Some(shared) => {
+                let lock = |failures| self.lockout.delay_after(failures);
+                shared.failed(&lockout_key(key), &lock, MAX_LOCKOUT).await
+            }
         }
     }
 
     /// A correct password clears the lockout record of the origin it came from.
-    pub fn attempt_succeeded(&self, ip: IpAddr, account: &str, device: Option<DeviceId>) {
-        if self.enabled {
-            self.lockout
-                .succeeded((account_key(account), origin(ip, device)));
+    pub async fn attempt_succeeded(
+        &self,
+        ip: IpAddr,
+        account: &str,
+        device: Option<DeviceId>,
+    ) -> Result<(), Unavailable> {
+        if !self.enabled {
+            return Ok(());
+        }
+        let key = (account_key(account), origin(ip, device));
+        match &self.shared {
+            None => {
+                self.lockout.succeeded(key);
+                Ok(())
+            }
+            Some(shared) => shared.succeeded(&lockout_key(key)).await,
         }
     }
 
     /// Forgets keys that are back to their full allowance, and stale lockout records.
-    pub fn prune(&self) {
+    pub async fn prune(&self) -> Result<(), Unavailable> {
         let now = Instant::now();
         self.login_per_ip.prune(now);
         self.login_per_account.prune(now);
@@ -200,6 +258,10 @@ impl Limits {
         self.forgot_per_email.prune(now);
         self.resend_per_user.prune(now);
         self.lockout.prune(now);
+        match &self.shared {
+            None => Ok(()),
+            Some(shared) => shared.prune().await,
+        }
     }
 
     #[cfg(test)]
@@ -217,15 +279,19 @@ impl Limits {
         ]
     }
 
-    fn check<K: Copy + Ord + Hash>(
-        &self,
-        limit: &KeyedLimit<K>,
-        key: K,
-    ) -> Result<(), RateLimited> {
+    async fn check<K: LimitKey>(&self, limit: &KeyedLimit<K>, key: K) -> Result<(), Refused> {
         if !self.enabled {
             return Ok(());
         }
-        limit.check(key, Instant::now())
+        let wait = match &self.shared {
+            None => limit.check(key, Instant::now()).err(),
+            Some(shared) => {
+                shared
+                    .admit(limit.name, &key.bytes(), limit.interval, limit.burst)
+                    .await?
+            }
+        };
+        wait.map_or(Ok(()), |wait| Err(Refused::RateLimited(wait)))
     }
 }
 
@@ -252,32 +318,78 @@ fn origin(ip: IpAddr, device: Option<DeviceId>) -> Origin {
     device.map_or(Origin::Address(address_key(ip)), Origin::Device)
 }
 
+/// A key as the shared state stores it.
+trait LimitKey: Copy + Ord + Hash {
+    fn bytes(&self) -> Vec<u8>;
+}
+
+impl LimitKey for IpAddr {
+    fn bytes(&self) -> Vec<u8> {
+        match self {
+            IpAddr::V4(v4) => v4.octets().to_vec(),
+            IpAddr::V6(v6) => v6.octets().to_vec(),
+        }
+    }
+}
+
+impl LimitKey for AccountKey {
+    fn bytes(&self) -> Vec<u8> {
+        self.to_vec()
+    }
+}
+
+impl LimitKey for DeviceId {
+    fn bytes(&self) -> Vec<u8> {
+        self.0.to_vec()
+    }
+}
+
+impl LimitKey for Uuid {
+    fn bytes(&self) -> Vec<u8> {
+        self.as_bytes().to_vec()
+    }
+}
+
+/// A lockout record's key in the shared state: the account, then what kind of origin, then the
+/// origin.
+fn lockout_key((account, origin): (AccountKey, Origin)) -> Vec<u8> {
+    let (kind, origin) = match origin {
+        Origin::Address(ip) => (b'a', ip.bytes()),
+        Origin::Device(device) => (b'd', device.bytes()),
+    };
+    [account.as_slice(), &[kind], &origin].concat()
+}
+
 /// A rate limit per key, by the generic cell rate algorithm: a key's whole state is the instant
 /// its allowance is full again, which moves `interval` later with each request. A request that
 /// would put it more than the burst (the whole window) ahead is refused.
 struct KeyedLimit<K> {
+    /// Names the limit in the shared state.
+    name: &'static str,
     interval: Duration,
     burst: Duration,
     keys: Mutex<DeadlineMap<K, ()>>,
 }
 
 impl<K: Copy + Ord + Hash> KeyedLimit<K> {
-    fn new(rate: Rate, max_keys: usize) -> Self {
+    fn new(name: &'static str, rate: Rate, max_keys: usize) -> Self {
         let interval = (rate.window / rate.count.get()).max(Duration::from_nanos(1));
         Self {
+            name,
             interval,
             burst: interval.saturating_mul(rate.count.get()),
             keys: Mutex::new(DeadlineMap::new(max_keys)),
         }
     }
 
-    fn check(&self, key: K, now: Instant) -> Result<(), RateLimited> {
+    /// Admits a request of `key`, or says how long to wait.
+    fn check(&self, key: K, now: Instant) -> Result<(), Duration> {
         let mut keys = self.keys.lock().unwrap_or_else(PoisonError::into_inner);
         let full_at = keys.get(&key).map_or(now, |(full_at, ())| full_at.max(now));
         let next = full_at + self.interval;
         let latest = now + self.burst;
         if next > latest {
-            return Err(RateLimited(next - latest));
+            return Err(next - latest);
         }
         keys.insert(key, next, ());
         Ok(())

@@ -55,13 +55,7 @@ impl<K: Copy + Ord + Hash> Lockout<K> {
             .get(&key)
             .map_or(0, |(_, failures)| failures.count)
             .saturating_add(1);
-        let locked_until = (count >= self.threshold).then(|| {
-            let doublings = (count - self.threshold).min(20);
-            now + self
-                .base_delay
-                .saturating_mul(1 << doublings)
-                .min(self.max_delay)
-        });
+        let locked_until = self.delay_after(count).map(|delay| now + delay);
         let forget_at = locked_until.unwrap_or(now) + self.max_delay;
         records.insert(
             key,
@@ -71,6 +65,17 @@ impl<K: Copy + Ord + Hash> Lockout<K> {
                 locked_until,
             },
         );
+    }
+
+    /// How long `failures` wrong passwords lock a key: from the `threshold`-th on, each one twice
+    /// as long as the one before, up to `max_delay`.
+    pub fn delay_after(&self, failures: u32) -> Option<Duration> {
+        (failures >= self.threshold).then(|| {
+            let doublings = (failures - self.threshold).min(20);
+            self.base_delay
+                .saturating_mul(1 << doublings)
+                .min(self.max_delay)
+        })
     }
 
     /// A correct password clears the record.

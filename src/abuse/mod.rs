@@ -6,7 +6,9 @@ mod client_ip;
 mod limits;
 mod lockout;
 mod rate;
+mod shared;
 
 pub use client_ip::TrustedProxies;
-pub use limits::{DeviceId, Limits, LimitsConfig, RateLimited};
+pub use limits::{DeviceId, Limits, LimitsConfig, Refused};
 pub use rate::Rate;
+pub use shared::{SharedLimits, Unavailable};

@@ -10,7 +10,7 @@ use actix_web::middleware::ErrorHandlerResponse;
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 
-use crate::abuse::RateLimited;
+use crate::abuse::{Refused, Unavailable};
 use crate::store::StoreError;
 
 pub const PROBLEM_JSON: &str = "application/problem+json";
@@ -88,7 +88,7 @@ pub enum ApiError {
     #[error("the query string is not valid: {0}")]
     InvalidQuery(String),
     #[error("the database is unavailable")]
-    DatabaseUnavailable(#[source] StoreError),
+    DatabaseUnavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
     #[error("an internal error occurred")]
     Internal(#[from] anyhow::Error),
 }
@@ -134,7 +134,7 @@ impl From<StoreError> for ApiError {
     fn from(err: StoreError) -> Self {
         match err {
             StoreError::EmailTaken => Self::EmailTaken,
-            StoreError::Unavailable(_) => Self::DatabaseUnavailable(err),
+            StoreError::Unavailable(_) => Self::DatabaseUnavailable(Box::new(err)),
             StoreError::UserNotFound => Self::NotFound("no user has this id".into()),
             StoreError::LastAdmin => Self::LastAdmin,
             StoreError::Database(_) | StoreError::Migration(_) => Self::Internal(err.into()),
@@ -201,9 +201,19 @@ fn retry_after_secs(wait: std::time::Duration) -> u64 {
     wait.as_secs() + u64::from(wait.subsec_nanos() > 0 || wait.is_zero())
 }
 
-impl From<RateLimited> for ApiError {
-    fn from(RateLimited(wait): RateLimited) -> Self {
-        Self::RateLimited(wait)
+impl From<Refused> for ApiError {
+    fn from(refused: Refused) -> Self {
+        match refused {
+            Refused::RateLimited(wait) => Self::RateLimited(wait),
+            Refused::Unavailable(err) => err.into(),
+        }
+    }
+}
+
+/// The shared limit state is in the database: without it, password checks fail closed.
+impl From<Unavailable> for ApiError {
+    fn from(err: Unavailable) -> Self {
+        Self::DatabaseUnavailable(Box::new(err))
     }
 }
 

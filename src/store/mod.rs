@@ -8,6 +8,7 @@ mod postgres;
 mod refresh_chain;
 mod rows;
 mod seam;
+mod shared_limits;
 mod sqlite;
 mod user_cache;
 
@@ -18,6 +19,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, SubsecRound, Utc};
 use uuid::Uuid;
 
+use crate::abuse::SharedLimits;
 use crate::auth::{PresentedRefresh, RevocationList};
 use crate::domain::Email;
 
@@ -175,6 +177,10 @@ pub trait Store: Send + Sync + 'static {
         now: DateTime<Utc>,
         revoked_before: DateTime<Utc>,
     ) -> Result<Pruned, StoreError>;
+
+    /// Where the rate limits and the lockout are kept when instances share this database
+    /// (PostgreSQL); `None` when one process owns it (SQLite), which keeps them in memory.
+    fn shared_limits(&self) -> Option<Arc<dyn SharedLimits>>;
 
     /// Keeps `revocations` in step with revocations made by other processes: other instances on
     /// PostgreSQL, the admin CLI on either database.

@@ -7,6 +7,7 @@ use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection};
 
 use super::seam::{Seam, WriteTx};
+use super::shared_limits::PgLimits;
 use super::user_cache::UserCache;
 use super::{Backend, Store, StoreError};
 use crate::auth::RevocationList;
@@ -149,6 +150,11 @@ async fn follow_revocations(
 }
 
 impl PostgresStore {
+    /// Every instance on this database counts against the same limits.
+    fn limits(&self) -> Option<Arc<dyn crate::abuse::SharedLimits>> {
+        Some(Arc::new(PgLimits::new(self.pool.clone())))
+    }
+
     /// Follows the other instances' revocations, reconnecting when PostgreSQL goes away.
     fn watch_revocations(&self, revocations: Arc<RevocationList>) -> tokio::task::JoinHandle<()> {
         let store = self.clone();

@@ -199,6 +199,11 @@ impl SqliteStore {
 const REVOCATION_POLL: Duration = Duration::from_secs(1);
 
 impl SqliteStore {
+    /// One process owns the file: it keeps the limits in memory.
+    fn limits(&self) -> Option<Arc<dyn crate::abuse::SharedLimits>> {
+        None
+    }
+
     /// Polls for revocations by other processes (the admin CLI).
     fn watch_revocations(
         &self,

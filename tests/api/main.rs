@@ -31,6 +31,7 @@ mod safe_defaults;
 mod session_storage;
 mod sessions;
 mod settings;
+mod shared_limits;
 mod signup;
 mod smtp_sink;
 mod startup_errors;

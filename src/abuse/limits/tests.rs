@@ -21,77 +21,104 @@ fn ip(raw: &str) -> IpAddr {
 }
 
 /// Fails the password of `account` from `client` as often as [`config`]'s lockout threshold.
-fn lock_out(limits: &Limits, client: IpAddr, account: &str) {
+async fn lock_out(limits: &Limits, client: IpAddr, account: &str) {
     for _ in 0..2 {
-        limits.password_attempt(client, account).unwrap();
-        limits.password_failed(client, account);
+        limits.password_attempt(client, account).await.unwrap();
+        limits.password_failed(client, account).await.unwrap();
     }
 }
 
-#[test]
-fn a_burst_is_allowed_then_refused_with_a_retry_delay() {
+#[tokio::test]
+async fn a_burst_is_allowed_then_refused_with_a_retry_delay() {
     let limits = Limits::new(&config(true));
     let client = ip("198.51.100.7");
-    assert!(limits.signup(client).is_ok());
-    assert!(limits.signup(client).is_ok());
-    let RateLimited(wait) = limits.signup(client).unwrap_err();
+    assert!(limits.signup(client).await.is_ok());
+    assert!(limits.signup(client).await.is_ok());
+    let Err(Refused::RateLimited(wait)) = limits.signup(client).await else {
+        panic!("the third signup was not limited");
+    };
     assert!(
         wait > Duration::from_secs(20) && wait <= Duration::from_secs(30),
         "{wait:?}"
     );
-    assert!(limits.signup(ip("203.0.113.1")).is_ok());
+    assert!(limits.signup(ip("203.0.113.1")).await.is_ok());
 }
 
-#[test]
-fn a_locked_out_address_does_not_use_up_the_accounts_allowance() {
+#[tokio::test]
+async fn a_locked_out_address_does_not_use_up_the_accounts_allowance() {
     let limits = Limits::new(&config(true));
     let (attacker, victim) = (ip("198.51.100.7"), ip("203.0.113.1"));
-    lock_out(&limits, attacker, "ada");
-    assert!(limits.password_attempt(attacker, "ada").is_err());
-    assert!(limits.password_attempt(attacker, "ada").is_err());
-    assert!(limits.password_attempt(victim, "ada").is_ok());
+    lock_out(&limits, attacker, "ada").await;
+    assert!(limits.password_attempt(attacker, "ada").await.is_err());
+    assert!(limits.password_attempt(attacker, "ada").await.is_err());
+    assert!(limits.password_attempt(victim, "ada").await.is_ok());
 }
 
-#[test]
-fn forgot_password_is_limited_per_address_and_per_email() {
+#[tokio::test]
+async fn forgot_password_is_limited_per_address_and_per_email() {
     let limits = Limits::new(&config(true));
     let (client, other) = (ip("198.51.100.7"), ip("203.0.113.1"));
-    assert!(limits.forgot_password(client, "ada@example.com").is_ok());
-    assert!(limits.forgot_password(other, "ada@example.com").is_ok());
+    assert!(
+        limits
+            .forgot_password(client, "ada@example.com")
+            .await
+            .is_ok()
+    );
+    assert!(
+        limits
+            .forgot_password(other, "ada@example.com")
+            .await
+            .is_ok()
+    );
     // The email's allowance is spent, from any address.
-    assert!(limits.forgot_password(client, "ada@example.com").is_err());
+    assert!(
+        limits
+            .forgot_password(client, "ada@example.com")
+            .await
+            .is_err()
+    );
     // The first address has one request left, for another email; then it is spent too.
-    assert!(limits.forgot_password(client, "bob@example.com").is_ok());
-    assert!(limits.forgot_password(client, "eve@example.com").is_err());
+    assert!(
+        limits
+            .forgot_password(client, "bob@example.com")
+            .await
+            .is_ok()
+    );
+    assert!(
+        limits
+            .forgot_password(client, "eve@example.com")
+            .await
+            .is_err()
+    );
 }
 
-#[test]
-fn disabled_limits_refuse_nothing() {
+#[tokio::test]
+async fn disabled_limits_refuse_nothing() {
     let limits = Limits::new(&config(false));
     let client = ip("198.51.100.7");
     for _ in 0..100 {
-        assert!(limits.signup(client).is_ok());
-        assert!(limits.password_attempt(client, "ada").is_ok());
-        limits.password_failed(client, "ada");
+        assert!(limits.signup(client).await.is_ok());
+        assert!(limits.password_attempt(client, "ada").await.is_ok());
+        limits.password_failed(client, "ada").await.unwrap();
     }
 }
 
-#[test]
-fn a_flood_of_new_keys_stays_at_the_cap_and_keeps_attackers_limited() {
+#[tokio::test]
+async fn a_flood_of_new_keys_stays_at_the_cap_and_keeps_attackers_limited() {
     let limits = Limits::new(&config(true));
     let attacker = ip("198.51.100.66");
     // Over the signup limit, and locked out of ada's account.
-    while limits.signup(attacker).is_ok() {}
-    lock_out(&limits, attacker, "ada");
-    assert!(limits.password_attempt(attacker, "ada").is_err());
+    while limits.signup(attacker).await.is_ok() {}
+    lock_out(&limits, attacker, "ada").await;
+    assert!(limits.password_attempt(attacker, "ada").await.is_err());
 
     for n in 0..100_000_u32 {
         let flooder = IpAddr::from((0x0a00_0000 | n).to_be_bytes());
         let account = format!("user{n}@example.com");
-        let _ = limits.signup(flooder);
-        let _ = limits.forgot_password(flooder, &account);
-        if limits.password_attempt(flooder, &account).is_ok() {
-            limits.password_failed(flooder, &account);
+        let _ = limits.signup(flooder).await;
+        let _ = limits.forgot_password(flooder, &account).await;
+        if limits.password_attempt(flooder, &account).await.is_ok() {
+            limits.password_failed(flooder, &account).await.unwrap();
         }
     }
 
@@ -103,33 +130,39 @@ fn a_flood_of_new_keys_stays_at_the_cap_and_keeps_attackers_limited() {
         assert_eq!(keys, if flooded { 1_000 } else { 0 }, "{limit}");
     }
     assert!(
-        limits.signup(attacker).is_err(),
+        limits.signup(attacker).await.is_err(),
         "the attacker was forgotten"
     );
-    assert!(limits.password_attempt(attacker, "ada").is_err());
+    assert!(limits.password_attempt(attacker, "ada").await.is_err());
 }
 
-#[test]
-fn ipv6_addresses_share_limits_per_64_and_ipv4_per_address() {
+#[tokio::test]
+async fn ipv6_addresses_share_limits_per_64_and_ipv4_per_address() {
     let limits = Limits::new(&config(true));
-    assert!(limits.signup(ip("2001:db8:1:2::1")).is_ok());
+    assert!(limits.signup(ip("2001:db8:1:2::1")).await.is_ok());
     assert!(
         limits
             .signup(ip("2001:db8:1:2:ffff:ffff:ffff:ffff"))
+            .await
             .is_ok()
     );
-    assert!(limits.signup(ip("2001:db8:1:2::3")).is_err());
-    assert!(limits.signup(ip("2001:db8:1:3::1")).is_ok());
+    assert!(limits.signup(ip("2001:db8:1:2::3")).await.is_err());
+    assert!(limits.signup(ip("2001:db8:1:3::1")).await.is_ok());
 
-    assert!(limits.signup(ip("198.51.100.1")).is_ok());
-    assert!(limits.signup(ip("198.51.100.1")).is_ok());
-    assert!(limits.signup(ip("::ffff:198.51.100.1")).is_err());
-    assert!(limits.signup(ip("198.51.100.2")).is_ok());
+    assert!(limits.signup(ip("198.51.100.1")).await.is_ok());
+    assert!(limits.signup(ip("198.51.100.1")).await.is_ok());
+    assert!(limits.signup(ip("::ffff:198.51.100.1")).await.is_err());
+    assert!(limits.signup(ip("198.51.100.2")).await.is_ok());
 
     // The lockout is per /64 too.
     for host in ["2001:db8:9::1", "2001:db8:9::2"] {
-        limits.password_attempt(ip(host), "ada").unwrap();
-        limits.password_failed(ip(host), "ada");
+        limits.password_attempt(ip(host), "ada").await.unwrap();
+        limits.password_failed(ip(host), "ada").await.unwrap();
     }
-    assert!(limits.password_attempt(ip("2001:db8:9::3"), "ada").is_err());
+    assert!(
+        limits
+            .password_attempt(ip("2001:db8:9::3"), "ada")
+            .await
+            .is_err()
+    );
 }

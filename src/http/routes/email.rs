@@ -54,7 +54,7 @@ pub async fn confirm_email_change(
 /// Mails the caller a new verification link for their current address. Earlier links keep
 /// working until they expire.
 pub async fn resend_verification(state: web::Data<AppState>, caller: AuthUser) -> ApiResult {
-    state.limits.resend_verification(caller.user_id)?;
+    state.limits.resend_verification(caller.user_id).await?;
     let user = state
         .store
         .user_by_id(caller.user_id)

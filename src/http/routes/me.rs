@@ -209,16 +209,16 @@ async fn check_password(
     password: &str,
 ) -> Result<(), ApiError> {
     let account = credentials.user.email.as_str();
-    state.limits.password_attempt(ip, account)?;
+    state.limits.password_attempt(ip, account).await?;
     let verification = state
         .hasher
         .verify(password, Some(&credentials.password_hash))
         .await?;
     if verification.matches() {
-        state.limits.password_succeeded(ip, account);
+        state.limits.password_succeeded(ip, account).await?;
         Ok(())
     } else {
-        state.limits.password_failed(ip, account);
+        state.limits.password_failed(ip, account).await?;
         Err(ApiError::InvalidCredentials)
     }
 }

@@ -37,7 +37,7 @@ pub async fn forgot_password(
 ) -> ApiResult {
     let email = Email::parse(&body.email)
         .map_err(|msg| ApiError::Validation(vec![FieldError::new("email", "invalid", msg)]))?;
-    state.limits.forgot_password(ip, email.as_str())?;
+    state.limits.forgot_password(ip, email.as_str()).await?;
     state.email.request_password_reset(email);
     Ok(HttpResponse::Accepted().json(Accepted {
         message: RESET_REQUESTED,

@@ -19,6 +19,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::Engine;
+use crate::abuse::SharedLimits;
 use crate::auth::{PresentedRefresh, RevocationList};
 use crate::domain::Email;
 use crate::store::seam::Seam;
@@ -142,6 +143,10 @@ impl Store for Engine {
         revoked_before: DateTime<Utc>,
     ) -> Result<Pruned, StoreError> {
         maintenance::prune(self, now, revoked_before).await
+    }
+
+    fn shared_limits(&self) -> Option<Arc<dyn SharedLimits>> {
+        self.limits()
     }
 
     fn spawn_revocation_watcher(

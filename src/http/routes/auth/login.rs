@@ -30,10 +30,13 @@ pub async fn login(
     JsonBody(body): JsonBody<LoginBody>,
 ) -> ApiResult {
     let email = body.parse_email()?;
-    state.limits.address_attempt(ip)?;
+    state.limits.address_attempt(ip).await?;
     let credentials = state.store.credentials_by_email(&email).await?;
     let device = known_device(&state, &body, credentials.as_ref());
-    state.limits.account_attempt(ip, email.as_str(), device)?;
+    state
+        .limits
+        .account_attempt(ip, email.as_str(), device)
+        .await?;
     let attempt = LoginAttempt {
         ip,
         email: &email,
@@ -41,7 +44,7 @@ pub async fn login(
     };
     let (credentials, verification) =
         check_login_password(&state, &attempt, credentials, &body.password).await?;
-    admit(&state, &credentials.user)?;
+    admit(&state, &credentials.user).await?;
     upgrade_hash(&state, &credentials, &body.password, verification).await;
     let user = credentials.user;
     let (session, refresh_token, refresh) = new_session(&state, &req, ip, user.id)?;
@@ -109,7 +112,10 @@ async fn check_login_password(
     let known_user = credentials.as_ref().map(|c| c.user.id);
     let verification = state.hasher.verify(password, stored_hash).await?;
     let Some(credentials) = credentials.filter(|_| verification.matches()) else {
-        state.limits.attempt_failed(ip, email.as_str(), device);
+        state
+            .limits
+            .attempt_failed(ip, email.as_str(), device)
+            .await?;
         state.metrics.login(false);
         audit::record(AuditEvent::LoginFailed {
             user_id: known_user,
@@ -118,20 +124,23 @@ async fn check_login_password(
         });
         return Err(ApiError::InvalidCredentials);
     };
-    state.limits.attempt_succeeded(ip, email.as_str(), device);
+    state
+        .limits
+        .attempt_succeeded(ip, email.as_str(), device)
+        .await?;
     Ok((credentials, verification))
 }
 
 /// Whether a user who proved the password may have a session. Only a caller who knows the
 /// password learns that the account is disabled or unverified.
-fn admit(state: &AppState, user: &User) -> Result<(), ApiError> {
+async fn admit(state: &AppState, user: &User) -> Result<(), ApiError> {
     if user.disabled {
         return Err(ApiError::AccountDisabled);
     }
     if state.email.verification_required() && !user.email_verified {
         // Without a session the user cannot ask for another link, and the first one may have
         // expired: send a fresh one, within the resend limit.
-        if state.limits.resend_verification(user.id).is_ok() {
+        if state.limits.resend_verification(user.id).await.is_ok() {
             state.email.send_verification(user.id, user.email.clone());
         }
         return Err(ApiError::EmailNotVerified);

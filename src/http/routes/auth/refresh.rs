@@ -29,7 +29,7 @@ pub async fn refresh(
     req: HttpRequest,
     OptionalJsonBody(body): OptionalJsonBody<RefreshBody>,
 ) -> ApiResult {
-    state.limits.refresh(ip)?;
+    state.limits.refresh(ip).await?;
     // No body is `{}`: in cookie mode the cookie carries the token, else the member is missing.
     let token = match body.and_then(|body| body.refresh_token) {
         Some(token) => token,

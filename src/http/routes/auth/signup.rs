@@ -63,7 +63,7 @@ pub async fn signup(
     ClientIp(ip): ClientIp,
     JsonBody(body): JsonBody<SignupBody>,
 ) -> ApiResult {
-    state.limits.signup(ip)?;
+    state.limits.signup(ip).await?;
     let signup = body.parse()?;
     let password_hash = state.hasher.hash(&signup.password).await?;
     let new_user = NewUser {
