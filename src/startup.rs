@@ -128,12 +128,7 @@ async fn app_state(
     let tokens = AccessTokens::new(&keys, &config.tokens.issuer, config.tokens.access_ttl());
     bootstrap_admin(config, store.as_ref(), &hasher).await?;
 
-    // Sessions revoked before this start may still have unexpired access tokens around.
-    let revocations = Arc::new(RevocationList::new(TimeDelta::from_std(
-        tokens.longest_validity(),
-    )?));
-    let since = revocations.relevant_since(store::now());
-    revocations.revoke(store.revocations_since(since).await?);
+    let revocations = revocations_at_start(&tokens, store.as_ref()).await?;
     let limits = Arc::new(Limits::with_shared(
         &config.abuse.limits(),
         store.shared_limits(),
@@ -176,6 +171,19 @@ async fn app_state(
         max_sessions_per_user: config.tokens.max_sessions_per_user,
     });
     Ok((state, tasks))
+}
+
+/// Sessions revoked before this start may still have unexpired access tokens around.
+async fn revocations_at_start(
+    tokens: &AccessTokens,
+    store: &dyn Store,
+) -> anyhow::Result<Arc<RevocationList>> {
+    let revocations = Arc::new(RevocationList::new(TimeDelta::from_std(
+        tokens.longest_validity(),
+    )?));
+    let since = revocations.relevant_since(store::now());
+    revocations.revoke(store.revocations_since(since).await?);
+    Ok(revocations)
 }
 
 /// The API listener's server: the routes with the error rendering, default headers, CORS and

@@ -1,15 +1,19 @@
 use std::hash::Hash;
-use std::net::{IpAddr, Ipv6Addr};
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use super::Rate;
 use super::bounded::DeadlineMap;
 use super::lockout::Lockout;
 use super::shared::{SharedLimits, Unavailable};
+
+mod keys;
+
+pub use keys::DeviceId;
+use keys::{AccountKey, LimitKey, Origin, account_key, address_key, lockout_key, origin};
 
 /// Longest lockout of one account for one address or device.
 const MAX_LOCKOUT: Duration = Duration::from_secs(15 * 60);
@@ -40,22 +44,6 @@ pub enum Refused {
     /// The shared state could not be consulted: password checks fail closed.
     #[error(transparent)]
     Unavailable(#[from] Unavailable),
-}
-
-/// A client that logged in to an account before, as named by its device token
-/// (`crate::auth::DeviceTokens`): random bits that the token's MAC binds to one account.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct DeviceId(pub [u8; 16]);
-
-/// An account as the limits know it: a digest of its normalised email. A fixed size, so what a
-/// key costs does not depend on the address's length.
-type AccountKey = [u8; 16];
-
-/// Where a password attempt came from, for the lockout.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-enum Origin {
-    Address(IpAddr),
-    Device(DeviceId),
 }
 
 /// Per client address, per account and per device limits, and the lockout. In memory when one
@@ -210,20 +198,15 @@ impl Limits {
         account: &str,
         device: Option<DeviceId>,
     ) -> Result<(), Unavailable> {
-        if !self.enabled {
+        let Some(key) = self.lockout_record(ip, account, device) else {
             return Ok(());
-        }
-        let key = (account_key(account), origin(ip, device));
-        match &self.shared {
-            None => {
-                self.lockout.failed(key, Instant::now());
-                Ok(())
-            }
-            Some(shared) => {
-                let lock = |failures| self.lockout.delay_after(failures);
-                shared.failed(&lockout_key(key), &lock, MAX_LOCKOUT).await
-            }
-        }
+        };
+        let Some(shared) = &self.shared else {
+            self.lockout.failed(key, Instant::now());
+            return Ok(());
+        };
+        let lock = |failures| self.lockout.delay_after(failures);
+        shared.failed(&lockout_key(key), &lock, MAX_LOCKOUT).await
     }
 
     /// A correct password clears the lockout record of the origin it came from.
@@ -233,17 +216,25 @@ impl Limits {
         account: &str,
         device: Option<DeviceId>,
     ) -> Result<(), Unavailable> {
-        if !self.enabled {
+        let Some(key) = self.lockout_record(ip, account, device) else {
             return Ok(());
-        }
-        let key = (account_key(account), origin(ip, device));
-        match &self.shared {
-            None => {
-                self.lockout.succeeded(key);
-                Ok(())
-            }
-            Some(shared) => shared.succeeded(&lockout_key(key)).await,
-        }
+        };
+        let Some(shared) = &self.shared else {
+            self.lockout.succeeded(key);
+            return Ok(());
+        };
+        shared.succeeded(&lockout_key(key)).await
+    }
+
+    /// The lockout record an attempt counts in; none with the limits off.
+    fn lockout_record(
+        &self,
+        ip: IpAddr,
+        account: &str,
+        device: Option<DeviceId>,
+    ) -> Option<(AccountKey, Origin)> {
+        self.enabled
+            .then(|| (account_key(account), origin(ip, device)))
     }
 
     /// Forgets keys that are back to their full allowance, and stale lockout records.
@@ -293,71 +284,6 @@ impl Limits {
         };
         wait.map_or(Ok(()), |wait| Err(Refused::RateLimited(wait)))
     }
-}
-
-/// The key of a client address. IPv6 addresses count per /64, the block one host or one
-/// customer usually gets whole: otherwise a single machine could try from a new address each
-/// time, past every per-address limit and the lockout. IPv4 addresses count one by one, and an
-/// IPv4-mapped IPv6 address as its IPv4 address.
-fn address_key(ip: IpAddr) -> IpAddr {
-    match ip.to_canonical() {
-        IpAddr::V6(v6) => IpAddr::V6(Ipv6Addr::from_bits(v6.to_bits() & !u128::from(u64::MAX))),
-        v4 => v4,
-    }
-}
-
-fn account_key(account: &str) -> AccountKey {
-    let digest = Sha256::digest(account.as_bytes());
-    let mut key = AccountKey::default();
-    let len = key.len();
-    key.copy_from_slice(&digest[..len]);
-    key
-}
-
-fn origin(ip: IpAddr, device: Option<DeviceId>) -> Origin {
-    device.map_or(Origin::Address(address_key(ip)), Origin::Device)
-}
-
-/// A key as the shared state stores it.
-trait LimitKey: Copy + Ord + Hash {
-    fn bytes(&self) -> Vec<u8>;
-}
-
-impl LimitKey for IpAddr {
-    fn bytes(&self) -> Vec<u8> {
-        match self {
-            IpAddr::V4(v4) => v4.octets().to_vec(),
-            IpAddr::V6(v6) => v6.octets().to_vec(),
-        }
-    }
-}
-
-impl LimitKey for AccountKey {
-    fn bytes(&self) -> Vec<u8> {
-        self.to_vec()
-    }
-}
-
-impl LimitKey for DeviceId {
-    fn bytes(&self) -> Vec<u8> {
-        self.0.to_vec()
-    }
-}
-
-impl LimitKey for Uuid {
-    fn bytes(&self) -> Vec<u8> {
-        self.as_bytes().to_vec()
-    }
-}
-
-/// A lockout record's key in the shared state: the account, then what kind of origin, then the
-/// origin.
-fn lockout_key((account, origin): (AccountKey, Origin)) -> Vec<u8> {
-    let (kind, origin) = match origin {
-        Origin::Address(ip) => (b'a', ip.bytes()),
-        Origin::Device(device) => (b'd', device.bytes()),
-    };
-    [account.as_slice(), &[kind], &origin].concat()
 }
 
 /// A rate limit per key, by the generic cell rate algorithm: a key's whole state is the instant

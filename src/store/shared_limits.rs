@@ -46,28 +46,20 @@ impl SharedLimits for PgLimits {
         interval: Duration,
         burst: Duration,
     ) -> Result<Option<Duration>, Unavailable> {
-        let admitted: Option<i32> = sqlx::query_scalar(
-            "INSERT INTO rate_limits AS r (name, key, full_at) \
-             VALUES ($1, $2, now() + make_interval(secs => $3)) \
-             ON CONFLICT (name, key) DO UPDATE \
-             SET full_at = GREATEST(r.full_at, now()) + make_interval(secs => $3) \
-             WHERE GREATEST(r.full_at, now()) + make_interval(secs => $3) \
-                   <= now() + make_interval(secs => $4) \
-             RETURNING 1",
-        )
-        .bind(name)
-        .bind(key)
-        .bind(secs(interval))
-        .bind(secs(burst))
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(unavailable)?;
-        if admitted.is_some() {
-            return Ok(None);
-        }
-        let retry: Option<f64> = sqlx::query_scalar(
-            "SELECT EXTRACT(EPOCH FROM GREATEST(full_at, now()) + make_interval(secs => $3) \
-                    - now() - make_interval(secs => $4))::float8 \
+        // One round trip. The outer SELECT sees the table as it was before the upsert: no row
+        // for a new key, admitted; the unchanged row of a refused request, whose wait it computes.
+        let refused: Option<Option<f64>> = sqlx::query_scalar(
+            "WITH attempt AS ( \
+               INSERT INTO rate_limits AS r (name, key, full_at) \
+               VALUES ($1, $2, now() + make_interval(secs => $3)) \
+               ON CONFLICT (name, key) DO UPDATE \
+               SET full_at = GREATEST(r.full_at, now()) + make_interval(secs => $3) \
+               WHERE GREATEST(r.full_at, now()) + make_interval(secs => $3) \
+                     <= now() + make_interval(secs => $4) \
+               RETURNING 1) \
+             SELECT CASE WHEN EXISTS (SELECT 1 FROM attempt) THEN NULL \
+                    ELSE EXTRACT(EPOCH FROM GREATEST(full_at, now()) + make_interval(secs => $3) \
+                                 - now() - make_interval(secs => $4))::float8 END \
              FROM rate_limits WHERE name = $1 AND key = $2",
         )
         .bind(name)
@@ -77,8 +69,10 @@ impl SharedLimits for PgLimits {
         .fetch_optional(&self.pool)
         .await
         .map_err(unavailable)?;
-        // Refused, so the wait is positive; at least a moment if the clock moved on meanwhile.
-        Ok(Some(wait(retry).unwrap_or(Duration::from_millis(1))))
+        // Refused, the wait is positive: at least a moment if the clock moved on meanwhile.
+        Ok(refused
+            .flatten()
+            .map(|seconds| wait(Some(seconds)).unwrap_or(Duration::from_millis(1))))
     }
 
     async fn locked_for(&self, key: &[u8]) -> Result<Option<Duration>, Unavailable> {
