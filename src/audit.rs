@@ -104,6 +104,11 @@ pub enum AuditEvent<'a> {
     SignupAttemptMailed {
         user_id: Uuid,
     },
+    /// A mail failed every delivery allowed: it stays in the outbox as a dead letter.
+    MailDeadLettered {
+        job_id: Uuid,
+        kind: &'static str,
+    },
     AdminBootstrapped {
         email: &'a Email,
     },
@@ -132,7 +137,8 @@ pub fn record(event: AuditEvent<'_>) {
         | AuditEvent::PasswordResetMailed { .. }
         | AuditEvent::VerificationMailed { .. }
         | AuditEvent::EmailChangeMailed { .. }
-        | AuditEvent::SignupAttemptMailed { .. } => record_address_or_mail(event),
+        | AuditEvent::SignupAttemptMailed { .. }
+        | AuditEvent::MailDeadLettered { .. } => record_address_or_mail(event),
         AuditEvent::RoleChanged { .. }
         | AuditEvent::DisabledChanged { .. }
         | AuditEvent::AccountDeletedByOwner { .. }
@@ -268,6 +274,13 @@ fn record_address_or_mail(event: AuditEvent<'_>) {
             "signup_attempt_mailed",
             %user_id,
             "the owner of a taken address was told of a signup attempt"
+        ),
+        AuditEvent::MailDeadLettered { job_id, kind } => audit!(
+            warn,
+            "mail_dead_lettered",
+            %job_id,
+            kind,
+            "a mail was given up after every delivery allowed failed; it stays in mail_outbox"
         ),
         // `record` sends only the events above.
         _ => {}

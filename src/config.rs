@@ -253,6 +253,15 @@ pub struct MailSettings {
     )]
     pub mail_from: String,
 
+    /// Deliveries of one mail tried before it is given up as a dead letter (a metric and an
+    /// audit event say so); the waits between them double from LATCHKEY_MAIL_RETRY_DELAY.
+    #[arg(long, env = "LATCHKEY_MAIL_MAX_ATTEMPTS", default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub mail_max_attempts: u32,
+
+    /// Seconds before the first retry of a failed delivery; at most an hour (3600).
+    #[arg(long, env = "LATCHKEY_MAIL_RETRY_DELAY", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub mail_retry_delay: u64,
+
     /// Refuse logins (403 email_not_verified, after a correct password) until the user has
     /// verified their email address.
     #[arg(long, env = "LATCHKEY_REQUIRE_EMAIL_VERIFICATION", default_value_t = false, action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new())]

@@ -20,6 +20,7 @@ pub struct Metrics {
     refresh_reuse: IntCounter,
     rate_limited: IntCounter,
     sessions_revoked: IntCounter,
+    mail_dead_letters: IntCounter,
     pool_connections: IntGauge,
     pool_idle: IntGauge,
 }
@@ -53,6 +54,10 @@ impl Metrics {
             IntCounter::new("rate_limited_total", "Requests refused for a rate limit")?;
         let sessions_revoked =
             IntCounter::new("sessions_revoked_total", "Sessions revoked, for any reason")?;
+        let mail_dead_letters = IntCounter::new(
+            "mail_dead_letters_total",
+            "Mails given up after LATCHKEY_MAIL_MAX_ATTEMPTS failed deliveries",
+        )?;
         let pool_connections = IntGauge::new("db_pool_connections", "Open database connections")?;
         let pool_idle = IntGauge::new("db_pool_idle_connections", "Idle database connections")?;
         registry.register(Box::new(requests.clone()))?;
@@ -61,6 +66,7 @@ impl Metrics {
         registry.register(Box::new(refresh_reuse.clone()))?;
         registry.register(Box::new(rate_limited.clone()))?;
         registry.register(Box::new(sessions_revoked.clone()))?;
+        registry.register(Box::new(mail_dead_letters.clone()))?;
         registry.register(Box::new(pool_connections.clone()))?;
         registry.register(Box::new(pool_idle.clone()))?;
         Ok(Self {
@@ -71,6 +77,7 @@ impl Metrics {
             refresh_reuse,
             rate_limited,
             sessions_revoked,
+            mail_dead_letters,
             pool_connections,
             pool_idle,
         })
@@ -102,6 +109,10 @@ impl Metrics {
 
     pub fn sessions_revoked(&self, count: usize) {
         self.sessions_revoked.inc_by(count as u64);
+    }
+
+    pub fn mail_dead_letter(&self) {
+        self.mail_dead_letters.inc();
     }
 
     /// The exposition text, with the pool gauges read now.

@@ -25,7 +25,7 @@ use crate::http::cookie::{CSRF_HEADER, RefreshCookie};
 use crate::http::error::{ApiError, render_bare_error};
 use crate::http::extract::MAX_BODY_BYTES;
 use crate::http::{AppState, routes};
-use crate::mail::EmailFlows;
+use crate::mail::{EmailFlows, MailWorker};
 use crate::metrics::Metrics;
 use crate::sessions::Sessions;
 use crate::store::{self, Backend, Database, Store};
@@ -41,6 +41,8 @@ pub struct Application {
     metrics_server: Option<Server>,
     /// Background work that lives exactly as long as the server.
     tasks: Vec<JoinHandle<()>>,
+    /// Delivers the mail outbox; stopped gently, so deliveries in flight finish.
+    mail: MailWorker,
     store: Arc<dyn Store>,
 }
 
@@ -52,7 +54,7 @@ impl Application {
         check_cors_origins(&config.server.cors_origins)?;
         let database = store::connect(&config.database.database_url).await?;
         let store: Arc<dyn Store> = database.clone();
-        let (state, tasks) = app_state(&config, database).await?;
+        let (state, tasks, mail) = app_state(&config, database).await?;
         // /metrics is not public unless the operator says so: an API listener faces the internet.
         if config.operations.metrics
             && !config.operations.metrics_on_api
@@ -80,6 +82,7 @@ impl Application {
             server,
             metrics_server,
             tasks,
+            mail,
             store,
         })
     }
@@ -100,6 +103,7 @@ impl Application {
             (tokio::spawn(server), handle)
         });
         let result = self.server.await;
+        self.mail.stop().await;
         for task in self.tasks {
             task.abort();
         }
@@ -117,7 +121,7 @@ impl Application {
 async fn app_state(
     config: &Config,
     database: Arc<dyn Database>,
-) -> anyhow::Result<(web::Data<AppState>, Vec<JoinHandle<()>>)> {
+) -> anyhow::Result<(web::Data<AppState>, Vec<JoinHandle<()>>, MailWorker)> {
     let store: Arc<dyn Store> = database.clone();
     let keys = signing_keys(config, store.as_ref()).await?;
     let hasher = PasswordHasher::new(
@@ -135,7 +139,10 @@ async fn app_state(
     ));
     let trusted_proxies = TrustedProxies::parse(&config.server.trusted_proxies)
         .map_err(|why| anyhow::anyhow!("LATCHKEY_TRUSTED_PROXIES: {why}"))?;
-    let (email, mail_worker) = EmailFlows::from_config(store.clone(), config)?;
+    let metrics = Metrics::new()?;
+    // Before this instance serves, so no delivery of its own is among them.
+    store.release_orphaned_mail_claims().await?;
+    let (email, mail) = EmailFlows::from_config(store.clone(), config, metrics.clone())?;
     let tasks = vec![
         tasks::spawn_pruner(
             store.clone(),
@@ -144,10 +151,7 @@ async fn app_state(
             config.tokens.prune_interval(),
         ),
         store.spawn_revocation_watcher(revocations.clone()),
-        mail_worker,
     ];
-
-    let metrics = Metrics::new()?;
     let state = web::Data::new(AppState {
         limits,
         trusted_proxies,
@@ -170,7 +174,7 @@ async fn app_state(
         session_max_age: TimeDelta::from_std(config.tokens.session_max_age())?,
         max_sessions_per_user: config.tokens.max_sessions_per_user,
     });
-    Ok((state, tasks))
+    Ok((state, tasks, mail))
 }
 
 /// Sessions revoked before this start may still have unexpired access tokens around.

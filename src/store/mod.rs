@@ -24,9 +24,9 @@ use crate::auth::{PresentedRefresh, RevocationList};
 use crate::domain::Email;
 
 pub use model::{
-    AccountChange, Backend, Credentials, EmailTokenPurpose, NewEmailToken, NewRefreshToken,
-    NewSession, NewUser, PoolStats, Pruned, RefreshOutcome, RevokeScope, Rotation, SessionInfo,
-    TokenCheck, User, UserChanges, UserQuery,
+    AccountChange, Backend, Credentials, EmailTokenPurpose, MailJob, MailKind, MailOutcome,
+    NewEmailToken, NewRefreshToken, NewSession, NewUser, PoolStats, Pruned, RefreshOutcome,
+    RevokeScope, Rotation, SessionInfo, TokenCheck, User, UserChanges, UserQuery,
 };
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
@@ -177,6 +177,32 @@ pub trait Store: Send + Sync + 'static {
         now: DateTime<Utc>,
         revoked_before: DateTime<Utc>,
     ) -> Result<Pruned, StoreError>;
+
+    /// Writes mail jobs to the outbox, all or none.
+    async fn enqueue_mail(&self, jobs: &[MailJob], at: DateTime<Utc>) -> Result<(), StoreError>;
+
+    /// Releases the claims of mail workers that died mid-delivery, where that can be known (SQLite:
+    /// one process delivers). Elsewhere a claim runs out after its lease.
+    async fn release_orphaned_mail_claims(&self) -> Result<(), StoreError>;
+
+    /// Claims up to `limit` jobs due at `now` for the caller until `until` (after which another
+    /// worker may take them: their holder is presumed dead). No job is claimed by two workers at
+    /// once, across instances.
+    async fn claim_mail(
+        &self,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<MailJob>, StoreError>;
+
+    /// Records how a claimed job's delivery ended, and releases it, if the claim is still the
+    /// one `job` was claimed with.
+    async fn finish_mail(
+        &self,
+        job: &MailJob,
+        outcome: &MailOutcome,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
 
     /// Where the rate limits and the lockout are kept when instances share this database
     /// (PostgreSQL); `None` when one process owns it (SQLite), which keeps them in memory.

@@ -168,6 +168,75 @@ pub struct NewEmailToken {
     pub expires_at: DateTime<Utc>,
 }
 
+/// What a mail in the outbox is: which template, for whom.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MailKind {
+    /// A reset link, if an enabled account has the address (looked up when it is sent).
+    PasswordReset,
+    Verification,
+    /// A notice to the owner of an address someone tried to sign up with.
+    SignupAttempt,
+    /// The link that confirms a new address, mailed to it.
+    EmailChange,
+    /// The notice of an email change, to the address the account had.
+    EmailChangeNotice,
+}
+
+impl MailKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::PasswordReset => "password_reset",
+            Self::Verification => "email_verification",
+            Self::SignupAttempt => "signup_attempt",
+            Self::EmailChange => "email_change",
+            Self::EmailChangeNotice => "email_change_notice",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        [
+            Self::PasswordReset,
+            Self::Verification,
+            Self::SignupAttempt,
+            Self::EmailChange,
+            Self::EmailChangeNotice,
+        ]
+        .into_iter()
+        .find(|kind| kind.as_str() == raw)
+    }
+}
+
+/// A mail waiting in the outbox. No token: the worker makes it when it sends the mail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MailJob {
+    pub id: Uuid,
+    pub kind: MailKind,
+    pub user_id: Option<Uuid>,
+    /// The recipient, except for an email change, which goes to `new_email`.
+    pub email: String,
+    pub new_email: Option<String>,
+    /// Deliveries tried before this one.
+    pub attempts: u32,
+    /// Until when the worker that claimed it holds it; `None` for a job not claimed yet. Its
+    /// result is recorded only while the claim is still this one.
+    pub claimed_until: Option<DateTime<Utc>>,
+}
+
+/// How a delivery attempt ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MailOutcome {
+    Delivered,
+    /// Failed; try again at `at`.
+    Retry {
+        at: DateTime<Utc>,
+        error: String,
+    },
+    /// Failed for the last time: kept as a dead letter for the operator.
+    Dead {
+        error: String,
+    },
+}
+
 /// Which of a user's sessions to revoke.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RevokeScope {

@@ -204,6 +204,11 @@ impl TestApp {
         start(self.config.clone(), self.database.clone()).await
     }
 
+    /// Stops this instance as SIGTERM would: in-flight requests and mail deliveries finish.
+    pub async fn stop(&self) {
+        self.handle.stop(true).await;
+    }
+
     /// Stops this instance and starts a new one on the same database and configuration.
     pub async fn restart(self) -> TestApp {
         self.restart_with(|_| {}).await

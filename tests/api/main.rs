@@ -18,6 +18,7 @@ mod helpers;
 mod login;
 mod logout;
 mod mail_log;
+mod mail_outbox;
 mod me;
 mod normalization;
 mod operations;

@@ -11,6 +11,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::helpers::PASSWORD;
+use crate::smtp_sink::SmtpSink;
 
 struct Server {
     child: Child,
@@ -35,13 +36,21 @@ fn start() -> Server {
 }
 
 /// [`start`] with some more environment variables.
-#[allow(clippy::zombie_processes)]
 fn start_with(env: &[(&str, &str)]) -> Server {
-    let db = format!(
+    start_on(&fresh_database(), env)
+}
+
+fn fresh_database() -> String {
+    format!(
         "sqlite://{}/process-{}.db",
         env!("CARGO_TARGET_TMPDIR"),
         uuid::Uuid::new_v4().simple()
-    );
+    )
+}
+
+/// [`start_with`] on the database `db`.
+#[allow(clippy::zombie_processes)]
+fn start_on(db: &str, env: &[(&str, &str)]) -> Server {
     let mut child = Command::new(env!("CARGO_BIN_EXE_latchkey"))
         .arg("serve")
         .env_clear()
@@ -304,4 +313,51 @@ async fn made_up_methods_and_paths_leave_memory_and_the_metrics_page_flat() {
         "{page}"
     );
     assert!(!page.contains("XXXX") && !page.contains("/no/such"));
+}
+
+/// A mail accepted with 202 is in the outbox before the answer: a server killed right after it
+/// (SIGKILL, nothing flushed) delivers it once it runs again.
+#[tokio::test]
+async fn a_mail_accepted_before_a_sigkill_is_delivered_after_the_restart() {
+    let db = fresh_database();
+    let unreachable = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("smtp://{}", listener.local_addr().unwrap())
+    };
+    let mut first = start_on(
+        &db,
+        &[
+            ("LATCHKEY_SMTP_URL", &unreachable),
+            ("LATCHKEY_MAIL_RETRY_DELAY", "1"),
+        ],
+    );
+    let client = reqwest::Client::new();
+    let signup = client
+        .post(format!("{}/v1/auth/signup", first.base))
+        .json(&json!({ "email": "ada@example.com", "password": PASSWORD }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(signup.status(), StatusCode::CREATED);
+    let forgot = client
+        .post(format!("{}/v1/auth/password/forgot", first.base))
+        .json(&json!({ "email": "ada@example.com" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forgot.status(), StatusCode::ACCEPTED);
+    first.child.kill().unwrap();
+    first.child.wait().unwrap();
+
+    let sink = SmtpSink::start().await;
+    let _second = start_on(&db, &[("LATCHKEY_SMTP_URL", &sink.url())]);
+    let mut subjects: Vec<String> = Vec::new();
+    for _ in 0..2 {
+        subjects.push(sink.next_mail().await.header("Subject").unwrap_or_default());
+    }
+    subjects.sort();
+    assert_eq!(
+        subjects,
+        ["Confirm your email address", "Reset your password"]
+    );
 }

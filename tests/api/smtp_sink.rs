@@ -2,6 +2,8 @@
 //! such as lettre sends (EHLO, AUTH PLAIN, MAIL, RCPT, DATA, RSET, NOOP, QUIT), accepts every
 //! mail and hands it to the test, which decodes its MIME parts and follows the links in it.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use base64::Engine;
@@ -51,15 +53,26 @@ impl SmtpSink {
     /// A server that waits `delay` before it accepts each mail's data, like a slow or distant
     /// relay: anything that delivers mail on the request path becomes that much slower.
     pub async fn start_with_delay(delay: Duration) -> Self {
+        Self::start_with(delay, 0).await
+    }
+
+    /// A server that answers the first `refusals` mails with a transient error (451), as a
+    /// relay that is overloaded or greylisting does: a sender must try again later.
+    pub async fn start_refusing(refusals: usize) -> Self {
+        Self::start_with(Duration::ZERO, refusals).await
+    }
+
+    async fn start_with(delay: Duration, refusals: usize) -> Self {
+        let refusals = Arc::new(AtomicUsize::new(refusals));
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let (tx, rx) = mpsc::unbounded_channel();
         let server = tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
-                let tx = tx.clone();
+                let (tx, refusals) = (tx.clone(), refusals.clone());
                 tokio::spawn(async move {
                     // A client that hangs up mid-conversation is simply gone.
-                    let _ = converse(stream, tx, delay).await;
+                    let _ = converse(stream, tx, delay, &refusals).await;
                 });
             }
         });
@@ -109,6 +122,7 @@ async fn converse(
     stream: TcpStream,
     mails: mpsc::UnboundedSender<ReceivedMail>,
     delay: Duration,
+    refusals: &AtomicUsize,
 ) -> std::io::Result<()> {
     let (reader, mut writer) = stream.into_split();
     let mut reader = BufReader::new(reader);
@@ -127,6 +141,8 @@ async fn converse(
         } else if upper.starts_with("AUTH PLAIN") {
             auth = Some(auth_plain(&line, &mut reader, &mut writer).await?);
             b"235 2.7.0 authenticated\r\n"
+        } else if upper.starts_with("MAIL FROM:") && refuse(refusals) {
+            b"451 4.3.0 try again later\r\n"
         } else if upper.starts_with("MAIL FROM:") {
             mail = ReceivedMail {
                 mail_from: path(&line),
@@ -158,6 +174,15 @@ async fn converse(
         };
         writer.write_all(reply).await?;
     }
+}
+
+/// Whether to refuse this mail: while refusals are left, taking one.
+fn refuse(refusals: &AtomicUsize) -> bool {
+    refusals
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |left| {
+            left.checked_sub(1)
+        })
+        .is_ok()
 }
 
 /// The `user:password` of an `AUTH PLAIN` command, whose credentials come on its line or, after a

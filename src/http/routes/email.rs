@@ -61,7 +61,7 @@ pub async fn resend_verification(state: web::Data<AppState>, caller: AuthUser) -
         .await?
         .ok_or_else(account_gone)?;
     if !user.email_verified {
-        state.email.send_verification(user.id, user.email);
+        state.email.send_verification(user.id, &user.email).await?;
     }
     Ok(HttpResponse::Accepted().json(Accepted {
         message: VERIFICATION_SENT,

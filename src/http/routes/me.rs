@@ -10,6 +10,7 @@ use crate::domain::{DisplayName, Email, Password};
 use crate::http::error::{ApiError, ApiResult, FieldError, TokenProblem};
 use crate::http::extract::{AuthUser, ClientIp, JsonBody, non_null};
 use crate::http::state::AppState;
+use crate::mail::log_unqueued;
 use crate::store::{self, Credentials, StoreError, User, UserChanges};
 
 pub async fn get_me(state: web::Data<AppState>, caller: AuthUser) -> ApiResult {
@@ -69,11 +70,11 @@ pub async fn update_me(
         .map_err(own_account)?;
     if let Some(new_email) = &email {
         audit::record(AuditEvent::EmailChangeRequested { user_id: user.id });
-        state.email.request_email_change(
-            user.id,
-            user.email.clone(),
-            new_email.as_str().to_owned(),
-        );
+        state
+            .email
+            .request_email_change(user.id, &user.email, new_email.as_str())
+            .await
+            .unwrap_or_else(log_unqueued);
     }
     Ok(HttpResponse::Ok().json(UpdatedMe {
         user,

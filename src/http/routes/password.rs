@@ -38,7 +38,7 @@ pub async fn forgot_password(
     let email = Email::parse(&body.email)
         .map_err(|msg| ApiError::Validation(vec![FieldError::new("email", "invalid", msg)]))?;
     state.limits.forgot_password(ip, email.as_str()).await?;
-    state.email.request_password_reset(email);
+    state.email.request_password_reset(&email).await?;
     Ok(HttpResponse::Accepted().json(Accepted {
         message: RESET_REQUESTED,
     }))

@@ -73,8 +73,8 @@ enum Cutoff {
 /// What the pruner deletes, each a range on an index: expired legacy refresh tokens; sessions past
 /// their absolute lifetime, revoked long enough ago that no access token of theirs is left, or
 /// idle past their live refresh token; revocations no access token needs any more; expired
-/// mailed tokens.
-const PRUNED: [(&str, &str, &str, Cutoff); 6] = [
+/// mailed tokens; delivered mail (dead letters stay for the operator).
+const PRUNED: [(&str, &str, &str, Cutoff); 7] = [
     ("refresh_tokens", "token_hash", "expires_at", Cutoff::Now),
     ("sessions", "id", "expires_at", Cutoff::Now),
     ("sessions", "id", "revoked_at", Cutoff::RevokedBefore),
@@ -86,6 +86,7 @@ const PRUNED: [(&str, &str, &str, Cutoff); 6] = [
         Cutoff::RevokedBefore,
     ),
     ("email_tokens", "token_hash", "expires_at", Cutoff::Now),
+    ("mail_outbox", "id", "delivered_at", Cutoff::Now),
 ];
 
 /// Deletes in batches of [`PRUNE_BATCH`], each its own short write transaction, so no statement

@@ -9,6 +9,7 @@
 
 mod email_tokens;
 mod maintenance;
+mod outbox;
 mod refresh;
 mod sessions;
 pub(super) mod users;
@@ -24,9 +25,9 @@ use crate::auth::{PresentedRefresh, RevocationList};
 use crate::domain::Email;
 use crate::store::seam::Seam;
 use crate::store::{
-    AccountChange, Backend, Credentials, EmailTokenPurpose, NewEmailToken, NewRefreshToken,
-    NewSession, NewUser, PoolStats, Pruned, RefreshOutcome, RevokeScope, SessionInfo, SessionStore,
-    Store, StoreError, TokenCheck, User, UserChanges, UserQuery,
+    AccountChange, Backend, Credentials, EmailTokenPurpose, MailJob, MailOutcome, NewEmailToken,
+    NewRefreshToken, NewSession, NewUser, PoolStats, Pruned, RefreshOutcome, RevokeScope,
+    SessionInfo, SessionStore, Store, StoreError, TokenCheck, User, UserChanges, UserQuery,
 };
 
 /// The sqlx database of this backend.
@@ -143,6 +144,32 @@ impl Store for Engine {
         revoked_before: DateTime<Utc>,
     ) -> Result<Pruned, StoreError> {
         maintenance::prune(self, now, revoked_before).await
+    }
+
+    async fn enqueue_mail(&self, jobs: &[MailJob], at: DateTime<Utc>) -> Result<(), StoreError> {
+        outbox::enqueue(self, jobs, at).await
+    }
+
+    async fn release_orphaned_mail_claims(&self) -> Result<(), StoreError> {
+        outbox::release_orphaned_claims(self).await
+    }
+
+    async fn claim_mail(
+        &self,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<MailJob>, StoreError> {
+        outbox::claim(self, now, until, limit).await
+    }
+
+    async fn finish_mail(
+        &self,
+        job: &MailJob,
+        outcome: &MailOutcome,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        outbox::finish(self, job, outcome, at).await
     }
 
     fn shared_limits(&self) -> Option<Arc<dyn SharedLimits>> {

@@ -13,6 +13,7 @@ use crate::domain::{Email, Password};
 use crate::http::error::{ApiError, ApiResult, FieldError};
 use crate::http::extract::{ClientIp, JsonBody};
 use crate::http::state::AppState;
+use crate::mail::log_unqueued;
 use crate::store::{self, Credentials, User};
 
 #[derive(Deserialize)]
@@ -141,7 +142,11 @@ async fn admit(state: &AppState, user: &User) -> Result<(), ApiError> {
         // Without a session the user cannot ask for another link, and the first one may have
         // expired: send a fresh one, within the resend limit.
         if state.limits.resend_verification(user.id).await.is_ok() {
-            state.email.send_verification(user.id, user.email.clone());
+            state
+                .email
+                .send_verification(user.id, &user.email)
+                .await
+                .unwrap_or_else(log_unqueued);
         }
         return Err(ApiError::EmailNotVerified);
     }

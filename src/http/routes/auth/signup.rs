@@ -13,6 +13,7 @@ use crate::http::error::{ApiError, ApiResult, FieldError};
 use crate::http::extract::{ClientIp, JsonBody};
 use crate::http::routes::password::Accepted;
 use crate::http::state::AppState;
+use crate::mail::log_unqueued;
 use crate::store::{self, NewUser, StoreError};
 
 #[derive(Deserialize)]
@@ -88,7 +89,11 @@ pub async fn signup(
         session_id: session.id,
         ip,
     });
-    state.email.send_verification(user.id, user.email.clone());
+    state
+        .email
+        .send_verification(user.id, &user.email)
+        .await
+        .unwrap_or_else(log_unqueued);
     token_response(
         HttpResponse::Created(),
         &state,
@@ -114,11 +119,19 @@ async fn signup_pending_verification(state: &AppState, ip: IpAddr, new_user: New
                 user_id: user.id,
                 ip,
             });
-            state.email.send_verification(user.id, user.email);
+            state
+                .email
+                .send_verification(user.id, &user.email)
+                .await
+                .unwrap_or_else(log_unqueued);
         }
         Err(StoreError::EmailTaken) => {
             audit::record(AuditEvent::SignupEmailTaken { ip });
-            state.email.notify_signup_attempt(new_user.email);
+            state
+                .email
+                .notify_signup_attempt(&new_user.email)
+                .await
+                .unwrap_or_else(log_unqueued);
         }
         Err(err) => return Err(err.into()),
     }
