@@ -92,7 +92,7 @@ impl EmailFlows {
             verify_ttl: config.mail.verify_ttl(),
             require_verification: config.mail.require_email_verification,
             max_attempts: config.mail.mail_max_attempts,
-            retry_delay: Duration::from_secs(config.mail.mail_retry_delay),
+            retry_delay: config.mail.mail_retry_delay(),
         };
         Self::spawn(store, transport, settings, metrics)
     }
