@@ -102,6 +102,11 @@ pub struct TokenSettings {
     #[arg(long, env = "LATCHKEY_ISSUER", default_value = "latchkey")]
     pub issuer: String,
 
+    /// `aud` claim of issued access tokens, required of every token verified: names the APIs
+    /// that accept them. Unset: tokens carry none, and a token that carries one is refused.
+    #[arg(long, env = "LATCHKEY_AUDIENCE", value_parser = clap::builder::NonEmptyStringValueParser::new())]
+    pub audience: Option<String>,
+
     /// Access token lifetime in seconds, at most a day (86400): a revoked session's access
     /// tokens stay in the in-memory revocation list that long.
     #[arg(long, env = "LATCHKEY_ACCESS_TTL", default_value_t = 900, value_parser = clap::value_parser!(u64).range(1..=86_400))]

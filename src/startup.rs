@@ -129,7 +129,8 @@ async fn app_state(
         config.passwords.hash_threads(),
     )
     .await?;
-    let tokens = AccessTokens::new(&keys, &config.tokens.issuer, config.tokens.access_ttl());
+    let tokens = AccessTokens::new(&keys, &config.tokens.issuer, config.tokens.access_ttl())
+        .with_audience(config.tokens.audience.as_deref());
     bootstrap_admin(config, store.as_ref(), &hasher).await?;
 
     let revocations = revocations_at_start(&tokens, store.as_ref()).await?;

@@ -109,6 +109,9 @@ impl KeySet {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AccessClaims {
     pub iss: String,
+    /// The configured audience (`LATCHKEY_AUDIENCE`), when there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aud: Option<String>,
     pub sub: Uuid,
     pub sid: Uuid,
     pub role: Role,
@@ -151,6 +154,7 @@ pub struct AccessTokens {
     decoding: HashMap<String, DecodingKey>,
     validation: Validation,
     issuer: String,
+    audience: Option<String>,
     ttl: Duration,
 }
 
@@ -176,8 +180,21 @@ impl AccessTokens {
                 .collect(),
             validation,
             issuer: issuer.to_owned(),
+            audience: None,
             ttl,
         }
+    }
+
+    /// Puts `audience` into issued tokens as `aud`, and requires it of every token verified
+    /// (RFC 8725 §3.9: a token meant for one service must not be accepted by another).
+    pub fn with_audience(mut self, audience: Option<&str>) -> Self {
+        if let Some(audience) = audience {
+            self.validation.set_audience(&[audience]);
+            self.validation
+                .set_required_spec_claims(&["exp", "iat", "sub", "iss", "aud"]);
+        }
+        self.audience = audience.map(str::to_owned);
+        self
     }
 
     /// How long after issue an access token can still pass verification: its lifetime plus the
@@ -196,6 +213,7 @@ impl AccessTokens {
         let ttl = self.ttl.as_secs();
         let claims = AccessClaims {
             iss: self.issuer.clone(),
+            aud: self.audience.clone(),
             sub: user_id,
             sid: session_id,
             role,
@@ -229,6 +247,7 @@ impl AccessTokens {
                     ErrorKind::ExpiredSignature => TokenError::Expired,
                     ErrorKind::InvalidSignature => TokenError::BadSignature,
                     ErrorKind::InvalidIssuer
+                    | ErrorKind::InvalidAudience
                     | ErrorKind::MissingRequiredClaim(_)
                     | ErrorKind::ImmatureSignature => TokenError::InvalidClaims,
                     _ => TokenError::Malformed,

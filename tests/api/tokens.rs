@@ -6,7 +6,7 @@ use jsonwebtoken::{EncodingKey, Header};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{TEST_SECRET, TestApp, assert_problem, spawn_app_with};
+use crate::helpers::{PASSWORD, TEST_SECRET, TestApp, assert_problem, spawn_app_with};
 
 async fn app_with_known_secret() -> (TestApp, Value) {
     let app = spawn_app_with(|config| config.tokens.jwt_secret = Some(TEST_SECRET.into())).await;
@@ -181,4 +181,38 @@ async fn signing_keys_rotate_across_restarts_without_logging_anyone_out() {
         .to_owned();
     assert!(challenge.contains("unknown key"), "{challenge}");
     assert_problem(response, StatusCode::UNAUTHORIZED, "invalid_token").await;
+}
+
+/// `LATCHKEY_AUDIENCE`: tokens name the APIs they are for, and an instance accepts only tokens
+/// for its audience; with none configured, a token that names one is refused.
+#[tokio::test]
+async fn an_audience_is_in_every_token_and_a_token_for_another_is_refused() {
+    let app =
+        spawn_app_with(|config| config.tokens.audience = Some("api.example.com".into())).await;
+    let for_api = app.signed_up("ada@example.com").await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (_, claims) = parts(&for_api);
+    assert_eq!(claims["aud"], "api.example.com");
+    assert_eq!(app.me(&for_api).await.status(), StatusCode::OK);
+
+    let app = app
+        .restart_with(|config| config.tokens.audience = Some("billing.example.com".into()))
+        .await;
+    assert_refused(&app, &for_api).await;
+    let app = app
+        .restart_with(|config| config.tokens.audience = None)
+        .await;
+    assert_refused(&app, &for_api).await;
+    let without = app.login("ada@example.com", PASSWORD).await;
+    let body: Value = without.json().await.unwrap();
+    let without = body["access_token"].as_str().unwrap().to_owned();
+    assert!(parts(&without).1.get("aud").is_none());
+
+    let app = app
+        .restart_with(|config| config.tokens.audience = Some("api.example.com".into()))
+        .await;
+    assert_refused(&app, &without).await;
+    assert_eq!(app.me(&for_api).await.status(), StatusCode::OK);
 }

@@ -175,3 +175,21 @@ fn alg_none_and_garbage_are_refused() {
         assert_eq!(tokens.verify(garbage), Err(TokenError::Malformed));
     }
 }
+
+#[test]
+fn an_audience_is_put_into_tokens_and_required_of_them() {
+    let api = tokens().with_audience(Some("api.example.com"));
+    let other = tokens().with_audience(Some("billing.example.com"));
+    let none = tokens();
+    let (user, session) = (Uuid::new_v4(), Uuid::new_v4());
+
+    let for_api = api.issue(user, session, Role::User).unwrap().token;
+    let claims = api.verify(&for_api).unwrap();
+    assert_eq!(claims.aud.as_deref(), Some("api.example.com"));
+    assert_eq!(other.verify(&for_api), Err(TokenError::InvalidClaims));
+    assert_eq!(none.verify(&for_api), Err(TokenError::InvalidClaims));
+
+    let without = none.issue(user, session, Role::User).unwrap().token;
+    assert_eq!(none.verify(&without).unwrap().aud, None);
+    assert_eq!(api.verify(&without), Err(TokenError::InvalidClaims));
+}
