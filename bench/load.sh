@@ -176,8 +176,10 @@ start_server() {
   PORT=$(free_port)
   BASE="http://127.0.0.1:$PORT"
   SERVER_LOG=$WORK/server-$name.log
+  # One account holds every seeded session: the per-user cap (100 by default) would end most.
   env LATCHKEY_ADDR="127.0.0.1:$PORT" DATABASE_URL="$url" LATCHKEY_JWT_SECRET="$SECRET" \
-    LATCHKEY_RATE_LIMITS=false LATCHKEY_BCRYPT_COST="$cost" RUST_LOG="$SERVER_LOG_LEVEL" "$@" \
+    LATCHKEY_RATE_LIMITS=false LATCHKEY_MAX_SESSIONS_PER_USER=10000 \
+    LATCHKEY_BCRYPT_COST="$cost" RUST_LOG="$SERVER_LOG_LEVEL" "$@" \
     "$BIN" serve >"$SERVER_LOG" 2>&1 &
   SERVER_PID=$!
   local attempt
