@@ -249,7 +249,8 @@ pub enum RevokeScope {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Pruned {
     pub rows: u64,
-    /// The longest of its write transactions: how long traffic may have waited for it.
+    /// The longest of its write transactions, from the moment it had its turn to write: how long
+    /// traffic may have waited for it.
     pub longest_batch: std::time::Duration,
 }
 
