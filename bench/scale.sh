@@ -319,7 +319,8 @@ fresh_database() {
     rm -f "$DB_FILE" "$DB_FILE-wal" "$DB_FILE-shm"
     DB_URL="sqlite://$DB_FILE"
   else
-    psql "$PG_URL" -XAtq -v ON_ERROR_STOP=1 -c "DROP DATABASE IF EXISTS $PG_DB WITH (FORCE)" \
+    psql "$PG_URL" -XAtq -v ON_ERROR_STOP=1 -c "SET client_min_messages = warning" \
+      -c "DROP DATABASE IF EXISTS $PG_DB WITH (FORCE)" \
       -c "CREATE DATABASE $PG_DB" >/dev/null || die "could not create the database $PG_DB"
     PG_CREATED=1
     DB_URL=$(pg_url_of "$PG_DB")
@@ -639,13 +640,14 @@ for suite in ("sqlite", "postgres"):
     w("")
     w(f"### {'SQLite' if suite == 'sqlite' else 'PostgreSQL'}")
     w("")
-    w("| | " + " | ".join(human(s) for s in present) + " | largest / smallest | flat (≤ 1.5×) |")
+    w("| | " + " | ".join(human(s) for s in present)
+      + " | cost, largest / smallest size | flat (all within 1.5×) |")
     w("| --- |" + " --- |" * (len(present) + 2))
 
     def row(title, values, cost=None, fmt="{:,.0f}", notes=None):
         """values: one number per size (None: only the note); cost 'up' (larger is worse) or
         'down' (a rate: smaller is worse) adds the ratio of the largest size's cost to the
-        smallest's, and whether it is within 1.5x."""
+        smallest's, and whether all sizes are within 1.5x of each other."""
         cells = []
         for i, v in enumerate(values):
             cell = "" if v is None else "–" if math.isnan(v) else fmt.format(v)
@@ -653,12 +655,11 @@ for suite in ("sqlite", "postgres"):
                 cell = f"{cell} {notes[i]}".strip()
             cells.append(cell)
         ratio, flat = "", ""
-        first, last = values[0], values[-1]
-        if cost and len(values) > 1 and first and last and not math.isnan(first) \
-                and not math.isnan(last) and first > 0 and last > 0:
-            r = last / first if cost == "up" else first / last
+        known = [v for v in values if v is not None and not math.isnan(v) and v > 0]
+        if cost and len(values) > 1 and len(known) == len(values):
+            r = values[-1] / values[0] if cost == "up" else values[0] / values[-1]
             ratio = f"{r:.2f}×"
-            flat = "yes" if r <= 1.5 else "**no**"
+            flat = "yes" if max(known) / min(known) <= 1.5 else "**no**"
         w(f"| {title} | " + " | ".join(cells) + f" | {ratio} | {flat} |")
 
     def field(label, key, scale=1.0):
@@ -709,6 +710,9 @@ for suite in ("sqlite", "postgres"):
     windows = [get(suite, s, "prune_window") for s in present]
     row("pruner: s from the server's start to its line",
         [num(x.get("pruned_at")) - num(x.get("listening")) for x in windows], "up", "{:.1f}")
+    row("… per 100k rows deleted, s",
+        [(num(x.get("pruned_at")) - num(x.get("listening"))) * 100000 / num(get(suite, s, "prune_log").get("pruned_rows"))
+         for x, s in zip(windows, present)], "up", "{:.1f}")
     row("refresh while pruning: s of load (until the pruner's line)", field("refresh_pruning", "seconds"),
         fmt="{:.1f}")
     wrk_rows("refresh_pruning", "refresh while pruning")
