@@ -89,8 +89,8 @@ if [ -n "$PG_URL" ]; then
   psql "$PG_URL" -XAtqc 'SELECT 1' >/dev/null || die "cannot connect to PostgreSQL at DATABASE_URL"
 fi
 
-say "building the release binary"
-cargo build --release --quiet --bin latchkey
+say "building the release binary (and examples/bcrypt_rate, the machine's speed)"
+cargo build --release --quiet --bin latchkey --example bcrypt_rate
 
 WORK=$(mktemp -d /tmp/latchkey-scale.XXXXXX)
 RESULTS=$WORK/results.txt
@@ -190,6 +190,13 @@ record "machine nproc=$CPUS cpu=$(awk -F': ' '/^model name/{ gsub(/ /, "_", $2);
   "mem_gib=$(awk '/^MemTotal/{ printf "%.1f", $2 / 1048576 }' /proc/meminfo)" \
   "busy_before=$(busy_before 3) loadavg_before=$(cut -d' ' -f1 /proc/loadavg)" \
   "commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown) date=$(date -u +%Y-%m-%dT%H:%MZ)"
+# Raw bcrypt (cost 12, all cores) says how fast this machine is today, to compare runs made on
+# different days; the loads below run at bcrypt cost 4.
+say "raw bcrypt at cost 12 on $CPUS threads, 8 s"
+phase_begin
+record "raw_bcrypt $(target/release/examples/bcrypt_rate "$CPUS" 12 8 | cut -d' ' -f2-)"
+phase_end
+sed -i "\$s/\$/ others=$PHASE_OTHERS/" "$RESULTS"
 
 # --- the server ----------------------------------------------------------------------------------
 free_port() {
@@ -636,7 +643,10 @@ machine = get("machine")
 w(f"Machine: {machine.get('nproc')} CPUs, {machine.get('cpu', '?').replace('_', ' ')}, "
   f"{machine.get('mem_gib')} GiB; CPU {machine.get('busy_before')}% busy and load average "
   f"{machine.get('loadavg_before')} just before the run; commit {machine.get('commit')}, "
-  f"{machine.get('date')}. wrk: 2 threads, 64 connections, {seconds} s per load. One run.")
+  f"{machine.get('date')}. Raw bcrypt at cost 12 on all CPUs (examples/bcrypt_rate): "
+  f"{num(get('raw_bcrypt').get('per_second')):.2f}/s, other processes taking "
+  f"{get('raw_bcrypt').get('others', '?')}% of the CPU meanwhile. wrk: 2 threads, 64 connections, "
+  f"{seconds} s per load. One run.")
 
 for suite in ("sqlite", "postgres"):
     present = [s for s in sizes if get(suite, s, "me")]
