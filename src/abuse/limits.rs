@@ -1,4 +1,3 @@
-use std::hash::Hash;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -11,9 +10,11 @@ use super::lockout::Lockout;
 use super::shared::{SharedLimits, Unavailable};
 
 mod keys;
+mod lease;
 
 pub use keys::DeviceId;
 use keys::{AccountKey, LimitKey, Origin, account_key, address_key, lockout_key, origin};
+use lease::Leases;
 
 /// Longest lockout of one account for one address or device.
 const MAX_LOCKOUT: Duration = Duration::from_secs(15 * 60);
@@ -48,7 +49,8 @@ pub enum Refused {
 
 /// Per client address, per account and per device limits, and the lockout. In memory when one
 /// process serves (SQLite), or in [`SharedLimits`] when instances share a database (PostgreSQL):
-/// then the in-memory tables stay empty.
+/// then the in-memory tables stay empty, and only the refresh limit keeps units of a busy
+/// address's allowance it reserved ahead (see [`Leases`]).
 ///
 /// Client addresses are counted per IPv4 address and per IPv6 /64 (see [`address_key`]).
 ///
@@ -97,7 +99,10 @@ impl Limits {
                 max_keys,
             ),
             signup_per_ip: KeyedLimit::new("signup_per_ip", config.signup_per_ip, max_keys),
-            refresh_per_ip: KeyedLimit::new("refresh_per_ip", config.refresh_per_ip, max_keys),
+            // Refreshes come thousands a second; reserving a busy address's allowance a few
+            // units at a time keeps them from queueing on one row of the shared state.
+            refresh_per_ip: KeyedLimit::new("refresh_per_ip", config.refresh_per_ip, max_keys)
+                .leased(config.refresh_per_ip, max_keys),
             forgot_per_ip: KeyedLimit::new("forgot_per_ip", config.forgot_per_ip, max_keys),
             forgot_per_email: KeyedLimit::new(
                 "forgot_per_email",
@@ -276,11 +281,7 @@ impl Limits {
         }
         let wait = match &self.shared {
             None => limit.check(key, Instant::now()).err(),
-            Some(shared) => {
-                shared
-                    .admit(limit.name, &key.bytes(), limit.interval, limit.burst)
-                    .await?
-            }
+            Some(shared) => limit.admit_shared(shared.as_ref(), key).await?,
         };
         wait.map_or(Ok(()), |wait| Err(Refused::RateLimited(wait)))
     }
@@ -295,9 +296,11 @@ struct KeyedLimit<K> {
     interval: Duration,
     burst: Duration,
     keys: Mutex<DeadlineMap<K, ()>>,
+    /// Reservations of the shared allowance, for a limit checked on busy paths.
+    leases: Option<Leases<K>>,
 }
 
-impl<K: Copy + Ord + Hash> KeyedLimit<K> {
+impl<K: LimitKey> KeyedLimit<K> {
     fn new(name: &'static str, rate: Rate, max_keys: usize) -> Self {
         let interval = (rate.window / rate.count.get()).max(Duration::from_nanos(1));
         Self {
@@ -305,7 +308,51 @@ impl<K: Copy + Ord + Hash> KeyedLimit<K> {
             interval,
             burst: interval.saturating_mul(rate.count.get()),
             keys: Mutex::new(DeadlineMap::new(max_keys)),
+            leases: None,
         }
+    }
+
+    /// Reserves the shared allowance several units at a time (see [`Leases`]).
+    fn leased(self, rate: Rate, max_keys: usize) -> Self {
+        Self {
+            leases: Some(Leases::new(rate.count.get(), max_keys)),
+            ..self
+        }
+    }
+
+    /// Admits a request of `key` against the shared state, or says how long to wait.
+    async fn admit_shared(
+        &self,
+        shared: &dyn SharedLimits,
+        key: K,
+    ) -> Result<Option<Duration>, Unavailable> {
+        let bytes = key.bytes();
+        let Some(leases) = &self.leases else {
+            return shared
+                .admit(self.name, &bytes, self.interval, self.burst)
+                .await;
+        };
+        let units = match leases.take(key, Instant::now()) {
+            Ok(()) => return Ok(None),
+            Err(units) => units,
+        };
+        // Several units are one request that moves the key's allowance `units` intervals on.
+        if units > 1 {
+            let interval = self.interval.saturating_mul(units);
+            if shared
+                .admit(self.name, &bytes, interval, self.burst)
+                .await?
+                .is_none()
+            {
+                leases.settle(key, units, Instant::now());
+                return Ok(None);
+            }
+        }
+        let wait = shared
+            .admit(self.name, &bytes, self.interval, self.burst)
+            .await?;
+        leases.settle(key, u32::from(wait.is_none()), Instant::now());
+        Ok(wait)
     }
 
     /// Admits a request of `key`, or says how long to wait.
@@ -326,6 +373,9 @@ impl<K: Copy + Ord + Hash> KeyedLimit<K> {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .prune(now);
+        if let Some(leases) = &self.leases {
+            leases.prune(now);
+        }
     }
 
     #[cfg(test)]

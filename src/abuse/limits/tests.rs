@@ -166,3 +166,102 @@ async fn ipv6_addresses_share_limits_per_64_and_ipv4_per_address() {
             .is_err()
     );
 }
+
+/// Shared state in memory, as PostgreSQL keeps it, counting the statements it is sent.
+#[derive(Default)]
+struct CountingShared {
+    full_at: Mutex<std::collections::HashMap<(&'static str, Vec<u8>), Instant>>,
+    admits: std::sync::atomic::AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl SharedLimits for CountingShared {
+    async fn admit(
+        &self,
+        name: &'static str,
+        key: &[u8],
+        interval: Duration,
+        burst: Duration,
+    ) -> Result<Option<Duration>, Unavailable> {
+        self.admits
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let now = Instant::now();
+        let mut full_at = self.full_at.lock().unwrap();
+        let entry = full_at.entry((name, key.to_vec())).or_insert(now);
+        let next = (*entry).max(now) + interval;
+        if next > now + burst {
+            return Ok(Some(next - (now + burst)));
+        }
+        *entry = next;
+        Ok(None)
+    }
+
+    async fn locked_for(&self, _: &[u8]) -> Result<Option<Duration>, Unavailable> {
+        Ok(None)
+    }
+
+    async fn failed(
+        &self,
+        _: &[u8],
+        _: &(dyn Fn(u32) -> Option<Duration> + Sync),
+        _: Duration,
+    ) -> Result<(), Unavailable> {
+        Ok(())
+    }
+
+    async fn succeeded(&self, _: &[u8]) -> Result<(), Unavailable> {
+        Ok(())
+    }
+
+    async fn prune(&self) -> Result<(), Unavailable> {
+        Ok(())
+    }
+}
+
+fn shared_limits(refresh_per_ip: &str, shared: &Arc<CountingShared>) -> Limits {
+    let config = LimitsConfig {
+        refresh_per_ip: refresh_per_ip.parse().unwrap(),
+        ..config(true)
+    };
+    Limits::with_shared(&config, Some(shared.clone() as Arc<dyn SharedLimits>))
+}
+
+async fn admitted_refreshes(limits: &Limits, client: IpAddr, requests: usize) -> usize {
+    let mut admitted = 0;
+    for _ in 0..requests {
+        match limits.refresh(client).await {
+            Ok(()) => admitted += 1,
+            Err(Refused::RateLimited(_)) => {}
+            Err(Refused::Unavailable(err)) => panic!("{err}"),
+        }
+    }
+    admitted
+}
+
+#[tokio::test]
+async fn a_busy_address_refreshes_with_a_statement_per_many_requests() {
+    let shared = Arc::new(CountingShared::default());
+    let limits = shared_limits("1000000/s", &shared);
+    let client = ip("198.51.100.7");
+    assert_eq!(admitted_refreshes(&limits, client, 2_000).await, 2_000);
+    let statements = shared.admits.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(statements <= 2_000 / 32, "{statements} statements");
+}
+
+#[tokio::test]
+async fn reserved_refreshes_never_admit_more_than_the_limit_across_instances() {
+    let shared = Arc::new(CountingShared::default());
+    let (a, b) = (
+        shared_limits("100/min", &shared),
+        shared_limits("100/min", &shared),
+    );
+    let client = ip("198.51.100.7");
+    let on_a = admitted_refreshes(&a, client, 40).await;
+    let on_b = admitted_refreshes(&b, client, 150).await;
+    let on_a = on_a + admitted_refreshes(&a, client, 150).await;
+    assert_eq!(on_a + on_b, 100, "{on_a} on A, {on_b} on B");
+    // What A reserved and had not used yet was all B went without.
+    assert!(on_b >= 100 - 40 - 12, "{on_b} on B");
+    // Another address has its own allowance.
+    assert_eq!(admitted_refreshes(&b, ip("203.0.113.1"), 1).await, 1);
+}
