@@ -33,6 +33,7 @@ pub fn spawn_pruner(
                 Ok(pruned) if pruned.rows == 0 => {}
                 Ok(pruned) => tracing::debug!(
                     rows = pruned.rows,
+                    largest_batch = pruned.largest_batch,
                     longest_batch_ms = pruned.longest_batch.as_secs_f64() * 1000.0,
                     "pruned expired sessions and tokens"
                 ),

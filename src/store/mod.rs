@@ -25,8 +25,8 @@ use crate::domain::Email;
 
 pub use model::{
     AccountChange, Backend, Credentials, EmailTokenPurpose, MailJob, MailKind, MailOutcome,
-    NewEmailToken, NewRefreshToken, NewSession, NewUser, PoolStats, Pruned, RefreshOutcome,
-    RevokeScope, Rotation, SessionInfo, TokenCheck, User, UserChanges, UserQuery,
+    NewEmailToken, NewRefreshToken, NewSession, NewUser, PRUNE_BATCH, PoolStats, Pruned,
+    RefreshOutcome, RevokeScope, Rotation, SessionInfo, TokenCheck, User, UserChanges, UserQuery,
 };
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;

@@ -245,10 +245,16 @@ pub enum RevokeScope {
     All,
 }
 
+/// How many rows one pruning transaction deletes at most: a few milliseconds of SQLite's write
+/// lock, so a login or refresh queued behind it hardly notices.
+pub const PRUNE_BATCH: i64 = 200;
+
 /// What a pruning sweep did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Pruned {
     pub rows: u64,
+    /// The most rows one of its write transactions deleted: at most [`PRUNE_BATCH`].
+    pub largest_batch: u64,
     /// The longest of its write transactions, from the moment it had its turn to write: how long
     /// traffic may have waited for it.
     pub longest_batch: std::time::Duration,

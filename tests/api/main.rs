@@ -24,6 +24,7 @@ mod normalization;
 mod operations;
 mod password_reset;
 mod process;
+mod pruning;
 mod refresh;
 mod restart;
 mod revocation;

@@ -7,7 +7,7 @@ use sqlx::migrate::Migrate;
 
 use super::Engine;
 use crate::store::seam::Seam;
-use crate::store::{PoolStats, Pruned, StoreError};
+use crate::store::{PRUNE_BATCH, PoolStats, Pruned, StoreError};
 
 pub(super) async fn migrate(store: &Engine) -> Result<usize, StoreError> {
     let mut conn = store.pool().acquire().await?;
@@ -59,9 +59,11 @@ pub(super) async fn setting_or_insert(
     Ok(stored)
 }
 
-/// How many rows one pruning transaction deletes at most: a few milliseconds of SQLite's write
-/// lock, so a login or refresh queued behind it hardly notices.
-const PRUNE_BATCH: i64 = 500;
+/// After a full batch, the pruner pauses this many times as long as the batch took before it
+/// writes again: while traffic queues for SQLite's one write lock, it has at least four fifths of
+/// the lock's time, so a refresh waits for one short batch at most and its throughput hardly
+/// falls. Nothing is deleted later than it would be by more than the pauses add up to.
+const PAUSE_PER_BATCH: u32 = 4;
 
 /// Which of the pruner's two times a row is compared with.
 #[derive(Clone, Copy)]
@@ -89,8 +91,8 @@ const PRUNED: [(&str, &str, &str, Cutoff); 7] = [
     ("mail_outbox", "id", "delivered_at", Cutoff::Now),
 ];
 
-/// Deletes in batches of [`PRUNE_BATCH`], each its own short write transaction, so no statement
-/// scans a table and traffic waits for one batch at most.
+/// Deletes in batches of [`PRUNE_BATCH`], each its own short write transaction with a pause after
+/// it, so no statement scans a table and traffic waits for one batch at most.
 pub(super) async fn prune(
     store: &Engine,
     now: DateTime<Utc>,
@@ -117,11 +119,14 @@ pub(super) async fn prune(
                 .await?
                 .rows_affected();
             tx.commit().await?;
-            pruned.longest_batch = pruned.longest_batch.max(started.elapsed());
+            let took = started.elapsed();
+            pruned.longest_batch = pruned.longest_batch.max(took);
             pruned.rows += deleted;
+            pruned.largest_batch = pruned.largest_batch.max(deleted);
             if deleted < PRUNE_BATCH as u64 {
                 break;
             }
+            tokio::time::sleep(took.saturating_mul(PAUSE_PER_BATCH)).await;
         }
     }
     Ok(pruned)
