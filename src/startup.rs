@@ -144,7 +144,7 @@ async fn app_state(
     // Before this instance serves, so no delivery of its own is among them.
     store.release_orphaned_mail_claims().await?;
     let (email, mail) = EmailFlows::from_config(store.clone(), config, metrics.clone())?;
-    let tasks = vec![
+    let mut tasks = vec![
         tasks::spawn_pruner(
             store.clone(),
             revocations.clone(),
@@ -153,6 +153,7 @@ async fn app_state(
         ),
         store.spawn_revocation_watcher(revocations.clone()),
     ];
+    tasks.extend(tasks::spawn_checkpointer(store.clone()));
     let state = web::Data::new(AppState {
         limits,
         trusted_proxies,

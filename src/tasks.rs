@@ -8,7 +8,7 @@ use tokio::time::MissedTickBehavior;
 
 use crate::abuse::Limits;
 use crate::auth::RevocationList;
-use crate::store::{self, Store};
+use crate::store::{self, Backend, Store};
 
 /// Deletes expired sessions and refresh tokens every `every`, so the tables do not grow forever,
 /// and drops revocation entries no access token can need any more and rate-limit state that
@@ -41,4 +41,26 @@ pub fn spawn_pruner(
             }
         }
     })
+}
+
+/// How often the checkpointer moves SQLite's write-ahead log into the database file: under a
+/// full write load the log grows by about a thousand pages in that time.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
+
+/// Checkpoints SQLite's write-ahead log in the background, so no write waits for it (see
+/// `SqliteStore::connect`). None on PostgreSQL.
+pub fn spawn_checkpointer(store: Arc<dyn Store>) -> Option<JoinHandle<()>> {
+    if store.backend() != Backend::Sqlite {
+        return None;
+    }
+    Some(tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(CHECKPOINT_EVERY);
+        ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        loop {
+            ticker.tick().await;
+            if let Err(err) = store.checkpoint().await {
+                tracing::warn!(error = %err, "checkpointing the SQLite log failed");
+            }
+        }
+    }))
 }

@@ -178,6 +178,11 @@ pub trait Store: Send + Sync + 'static {
         revoked_before: DateTime<Utc>,
     ) -> Result<Pruned, StoreError>;
 
+    /// Moves what SQLite's write-ahead log holds into the database file, off the writers' path
+    /// (a passive checkpoint neither waits for nor blocks readers and writers); returns the log
+    /// frames moved. Nothing to do on PostgreSQL.
+    async fn checkpoint(&self) -> Result<u64, StoreError>;
+
     /// Writes mail jobs to the outbox, all or none.
     async fn enqueue_mail(&self, jobs: &[MailJob], at: DateTime<Utc>) -> Result<(), StoreError>;
 

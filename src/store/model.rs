@@ -247,7 +247,7 @@ pub enum RevokeScope {
 
 /// How many rows one pruning transaction deletes at most: a few milliseconds of SQLite's write
 /// lock, so a login or refresh queued behind it hardly notices.
-pub const PRUNE_BATCH: i64 = 200;
+pub const PRUNE_BATCH: i64 = 100;
 
 /// What a pruning sweep did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

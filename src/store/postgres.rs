@@ -106,6 +106,11 @@ impl Seam for PostgresStore {
 
     /// Announces revoked sessions to every instance; PostgreSQL delivers the notifications when the
     /// transaction commits, and drops them if it rolls back.
+    /// PostgreSQL manages its own log.
+    async fn checkpoint_log(&self) -> Result<u64, sqlx::Error> {
+        Ok(0)
+    }
+
     async fn notify_revoked(
         tx: &mut WriteTx<sqlx::Postgres>,
         session_ids: &[uuid::Uuid],

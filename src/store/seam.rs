@@ -31,6 +31,10 @@ pub(super) trait Seam {
     /// each other at once.
     async fn begin_exclusive(&self) -> Result<WriteTx<Self::Db>, sqlx::Error>;
 
+    /// Moves the write-ahead log into the database file, if this backend keeps one of its own;
+    /// returns the log frames now in the file.
+    async fn checkpoint_log(&self) -> Result<u64, sqlx::Error>;
+
     /// Tells the other instances that these sessions are revoked, once `tx` commits.
     async fn notify_revoked(
         tx: &mut WriteTx<Self::Db>,

@@ -16,6 +16,10 @@ use super::user_cache::UserCache;
 /// How long a write may wait for its turn; SQLite's own busy timeout, for the same reason.
 const WRITE_TURN_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Log frames (pages) past which the checkpointer finishes its work in the turn to write, so the
+/// log starts over: about 16 MB.
+const CHECKPOINT_IN_TURN: i64 = 4_000;
+
 /// The embedded database of a single-process deployment: one file, WAL mode.
 #[derive(Clone)]
 pub struct SqliteStore {
@@ -44,7 +48,13 @@ impl SqliteStore {
             // NORMAL is durable across application crashes in WAL mode and much faster than FULL.
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(WRITE_TURN_TIMEOUT)
-            .foreign_keys(true);
+            .foreign_keys(true)
+            // The server's checkpointer (`tasks::spawn_checkpointer`) keeps the log short, outside
+            // the turn to write: a commit that checkpoints copies a thousand pages into the file
+            // and syncs it, tens of milliseconds every few commits that every queued writer would
+            // wait for. Past this many pages (40 MB), a commit still checkpoints: without the
+            // task (the CLI) or should it fall behind, the log stays bounded.
+            .pragma("wal_autocheckpoint", "10000");
         let path = options.get_filename().to_owned();
         create_private(&path).map_err(|err| {
             anyhow::anyhow!(
@@ -113,6 +123,30 @@ impl Seam for SqliteStore {
     /// Every write transaction is already exclusive here.
     async fn begin_exclusive(&self) -> Result<WriteTx<sqlx::Sqlite>, sqlx::Error> {
         self.begin_write().await
+    }
+
+    /// A passive checkpoint moves the log into the file without waiting for anyone or holding
+    /// anyone up. Writers append meanwhile, so under a steady load the log would never be fully
+    /// moved, never start over, and grow until a commit checkpoints it (see `connect`). Past
+    /// [`CHECKPOINT_IN_TURN`] frames, the few appended meanwhile are moved during this process's
+    /// turn to write, where none of its writers appends: the next write starts the log over.
+    async fn checkpoint_log(&self) -> Result<u64, sqlx::Error> {
+        let checkpoint = || async {
+            let (_busy, log, moved): (i64, i64, i64) =
+                sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)")
+                    .fetch_one(&self.pool)
+                    .await?;
+            Ok::<_, sqlx::Error>((log, moved))
+        };
+        let (log, moved) = checkpoint().await?;
+        if log < CHECKPOINT_IN_TURN {
+            return Ok(u64::try_from(moved).unwrap_or(0));
+        }
+        let _turn = tokio::time::timeout(WRITE_TURN_TIMEOUT, self.writer.clone().lock_owned())
+            .await
+            .map_err(|_| sqlx::Error::PoolTimedOut)?;
+        let (_, moved) = checkpoint().await?;
+        Ok(u64::try_from(moved).unwrap_or(0))
     }
 
     /// One process is the only instance: its own revocation list is updated by the caller, and
@@ -251,6 +285,30 @@ mod tests {
             .map(|(_, _, _, detail)| detail)
             .collect::<Vec<_>>()
             .join("; ")
+    }
+
+    #[tokio::test]
+    async fn commits_leave_the_log_to_the_checkpointer() {
+        let path = std::env::temp_dir().join(format!("latchkey-wal-{}.db", Uuid::new_v4()));
+        let store = SqliteStore::connect(&format!("sqlite://{}", path.display()))
+            .await
+            .unwrap();
+        store.migrate().await.unwrap();
+        // Each commit adds at least a frame: past SQLite's default, a commit would have
+        // checkpointed at a thousand.
+        for i in 0..1_500 {
+            store
+                .setting_or_insert(&format!("k{i}"), "v")
+                .await
+                .unwrap();
+        }
+        let moved = store.checkpoint().await;
+        store.close().await;
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+        }
+        let moved = moved.unwrap();
+        assert!(moved >= 1_500, "{moved} frames moved");
     }
 
     #[tokio::test]

@@ -131,3 +131,7 @@ pub(super) async fn prune(
     }
     Ok(pruned)
 }
+
+pub(super) async fn checkpoint(store: &Engine) -> Result<u64, StoreError> {
+    Ok(store.checkpoint_log().await?)
+}

@@ -146,6 +146,10 @@ impl Store for Engine {
         maintenance::prune(self, now, revoked_before).await
     }
 
+    async fn checkpoint(&self) -> Result<u64, StoreError> {
+        maintenance::checkpoint(self).await
+    }
+
     async fn enqueue_mail(&self, jobs: &[MailJob], at: DateTime<Utc>) -> Result<(), StoreError> {
         outbox::enqueue(self, jobs, at).await
     }
