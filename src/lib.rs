@@ -10,6 +10,7 @@ pub mod domain;
 pub mod healthcheck;
 pub mod http;
 mod io_error;
+pub mod keys;
 pub mod mail;
 pub mod metrics;
 pub mod sessions;

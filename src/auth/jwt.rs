@@ -22,6 +22,10 @@ pub use secret::{JwtSecret, KeySet};
 /// as little as possible; the product limit is 30 s).
 const LEEWAY_SECS: u64 = 10;
 
+/// How long verifiers may cache `GET /.well-known/jwks.json` (`Cache-Control: max-age`). A next
+/// key is published at least this long before it signs.
+pub const JWKS_MAX_AGE_SECS: u64 = 300;
+
 /// `typ` of every access token (RFC 9068), so no other JWT signed with the same key passes.
 const ACCESS_TOKEN_TYPE: &str = "at+jwt";
 
@@ -201,7 +205,12 @@ impl AccessTokens {
     /// How long after issue an access token can still pass verification: its lifetime plus the
     /// clock-skew leeway.
     pub fn longest_validity(&self) -> Duration {
-        self.ttl + Duration::from_secs(LEEWAY_SECS)
+        Self::longest_validity_for(self.ttl)
+    }
+
+    /// [`Self::longest_validity`] of tokens that live `ttl`.
+    pub fn longest_validity_for(ttl: Duration) -> Duration {
+        ttl + Duration::from_secs(LEEWAY_SECS)
     }
 
     pub fn issue(

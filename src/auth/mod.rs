@@ -16,9 +16,9 @@ mod secret_strength;
 
 pub use device::{DeviceClaim, DeviceTokens};
 pub use jwt::{
-    AccessClaims, AccessTokens, IssuedAccessToken, JwtAlgorithm, JwtSecret, KeyRing, KeySet,
-    KeyState, PrivateKey, PublicJwk, PublicKey, RotateRefused, SigningKeys, TokenError,
-    any_key_from_pem,
+    AccessClaims, AccessTokens, IssuedAccessToken, JWKS_MAX_AGE_SECS, JwtAlgorithm, JwtSecret,
+    KeyRing, KeySet, KeyState, PrivateKey, PublicJwk, PublicKey, RotateRefused, SigningKeys,
+    TokenError, any_key_from_pem,
 };
 pub use password::{PasswordHasher, Verification};
 pub use refresh::{PresentedRefresh, RefreshForm, RefreshToken, RefreshTokens};
