@@ -201,9 +201,21 @@ fn verify_previous_for(settings: &TokenSettings) -> Duration {
     AccessTokens::longest_validity_for(settings.access_ttl()) + settings.jwt_key_reload_interval()
 }
 
+impl TokenKeys {
+    /// For generated keys, the task that reloads them (see [`spawn_reloader`]).
+    pub fn spawn_reloader(
+        &self,
+        store: Arc<dyn Store>,
+        settings: &TokenSettings,
+    ) -> Option<JoinHandle<()>> {
+        self.generated
+            .then(|| spawn_reloader(store, self.tokens.clone(), settings))
+    }
+}
+
 /// Reloads the generated keys every `LATCHKEY_JWT_KEY_RELOAD_INTERVAL`: a rotation made by the
 /// CLI or another instance is picked up, and a previous key goes once its tokens have expired.
-pub fn spawn_reloader(
+fn spawn_reloader(
     store: Arc<dyn Store>,
     tokens: Arc<AccessTokens>,
     settings: &TokenSettings,

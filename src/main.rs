@@ -13,7 +13,7 @@ use latchkey::metrics::Metrics;
 use latchkey::sessions::Sessions;
 use latchkey::{Application, Config, store, telemetry};
 
-/// Latchkey: an authentication API with bcrypt passwords, HS256 access tokens and rotating
+/// Latchkey: an authentication API with bcrypt passwords, JWT access tokens and rotating
 /// refresh tokens. Every option can also be set through the environment variable shown.
 #[derive(Parser)]
 #[command(

@@ -138,7 +138,7 @@ async fn app_state(
     // Before this instance serves, so no delivery of its own is among them.
     store.release_orphaned_mail_claims().await?;
     let (email, mail) = EmailFlows::from_config(store.clone(), config, metrics.clone())?;
-    let mut tasks = vec![
+    let tasks = vec![
         tasks::spawn_pruner(
             store.clone(),
             revocations.clone(),
@@ -146,14 +146,10 @@ async fn app_state(
             config.tokens.prune_interval(),
         ),
         store.spawn_revocation_watcher(revocations.clone()),
-    ];
-    if keys.generated {
-        tasks.push(keys::spawn_reloader(
-            store.clone(),
-            tokens.clone(),
-            &config.tokens,
-        ));
-    }
+    ]
+    .into_iter()
+    .chain(keys.spawn_reloader(store.clone(), &config.tokens))
+    .collect();
     let state = web::Data::new(AppState {
         limits,
         trusted_proxies,

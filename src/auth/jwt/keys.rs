@@ -127,7 +127,7 @@ impl PublicKey {
 
     /// A `PUBLIC KEY` (SubjectPublicKeyInfo) PEM of `alg`'s curve.
     pub fn from_pem(alg: JwtAlgorithm, pem: &str) -> Result<Self, String> {
-        let refused = || format!("not a {alg} public key in PEM (SubjectPublicKeyInfo)");
+        let refused = || format!("not an {alg} public key in PEM (SubjectPublicKeyInfo)");
         match alg {
             JwtAlgorithm::EdDSA => {
                 let key =
@@ -180,7 +180,7 @@ impl PrivateKey {
 
     /// A PKCS#8 DER document (the form generated keys are stored in).
     pub fn from_pkcs8_der(alg: JwtAlgorithm, der: &[u8]) -> Result<Self, String> {
-        let refused = || format!("not a {alg} private key in PKCS#8");
+        let refused = || format!("not an {alg} private key in PKCS#8");
         let public = match alg {
             JwtAlgorithm::EdDSA => {
                 let key = ed25519_dalek::SigningKey::from_pkcs8_der(der).map_err(|_| refused())?;
@@ -206,7 +206,7 @@ impl PrivateKey {
     /// A `PRIVATE KEY` (PKCS#8) PEM, or for ES256 also an `EC PRIVATE KEY` (SEC1) one, as
     /// `openssl genpkey` and `openssl ecparam -genkey` write them.
     pub fn from_pem(alg: JwtAlgorithm, pem: &str) -> Result<Self, String> {
-        let refused = || format!("not a {alg} private key in PEM (PKCS#8)");
+        let refused = || format!("not an {alg} private key in PEM (PKCS#8)");
         let der = match alg {
             JwtAlgorithm::EdDSA => ed25519_dalek::SigningKey::from_pkcs8_pem(pem)
                 .map_err(|_| refused())?
