@@ -15,9 +15,10 @@ use std::time::Duration;
 use tokio::task::JoinHandle;
 use tokio::time::MissedTickBehavior;
 
+use crate::audit::{self, AuditEvent};
 use crate::auth::{
-    AccessTokens, JwtAlgorithm, JwtSecret, KeyRing, KeySet, PrivateKey, RotateRefused, SigningKeys,
-    any_key_from_pem, random_token,
+    AccessTokens, JwtAlgorithm, JwtSecret, KeyRing, KeySet, KeyState, PrivateKey, RotateRefused,
+    SigningKeys, any_key_from_pem, random_token,
 };
 use crate::config::{Config, TokenSettings};
 use crate::store::{self, Backend, Store};
@@ -292,5 +293,14 @@ pub async fn rotate_generated(
         replaced,
         "the keys changed while rotating (another rotation?): nothing was done, run it again"
     );
+    let (signing, retired) = (
+        rotated.kids(KeyState::Current).join(","),
+        rotated.kids(KeyState::Previous).pop().unwrap_or_default(),
+    );
+    audit::record(AuditEvent::SigningKeyRotated {
+        alg: alg.as_str(),
+        signing: &signing,
+        retired: &retired,
+    });
     Ok(rotated)
 }

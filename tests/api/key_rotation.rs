@@ -100,6 +100,10 @@ async fn tokens_signed_before_a_rotation_verify_after_it_here_and_on_another_ins
 
     let (ok, output) = rotate(&app, &["--force"]).await;
     assert!(ok, "{output}");
+    assert!(
+        output.contains("signing_key_rotated"),
+        "no audit event: {output}"
+    );
     assert!(!output.contains("PRIVATE KEY"), "{output}");
 
     // The next key signs now, the old current one is previous, and a new next key is
