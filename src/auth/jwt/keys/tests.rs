@@ -98,3 +98,20 @@ fn a_key_of_another_algorithm_or_garbage_is_refused_without_echoing_it() {
         assert!(!why.contains("BEGIN") && !why.contains("AAAA"), "{why}");
     }
 }
+
+#[test]
+fn an_es256_key_is_read_from_sec1_as_openssl_ecparam_writes_it() {
+    use p256::elliptic_curve::SecretKey;
+    let key = PrivateKey::generate(JwtAlgorithm::ES256).unwrap();
+    let secret: SecretKey<p256::NistP256> = SecretKey::from_pkcs8_der(key.pkcs8_der()).unwrap();
+    let sec1 = secret.to_sec1_pem(LineEnding::LF).unwrap();
+    assert!(sec1.starts_with("-----BEGIN EC PRIVATE KEY-----"));
+    let again = PrivateKey::from_pem(JwtAlgorithm::ES256, &sec1).unwrap();
+    assert_eq!(again.kid(), key.kid());
+    let public_pem = secret
+        .public_key()
+        .to_public_key_pem(LineEnding::LF)
+        .unwrap();
+    let public = any_key_from_pem(JwtAlgorithm::ES256, &public_pem).unwrap();
+    assert_eq!(public.kid(), key.kid());
+}
