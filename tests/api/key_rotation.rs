@@ -2,13 +2,13 @@
 //! nobody is logged out, every instance on the database follows, the next key is published
 //! before it signs, and a retired key's tokens are refused.
 
-use std::process::Command;
 use std::time::Duration;
 
 use latchkey::auth::JwtAlgorithm;
 use reqwest::StatusCode;
 use serde_json::Value;
 
+use crate::cli::latchkey;
 use crate::helpers::{TestApp, is_postgres, spawn_app_with};
 use crate::jwks::{jwks, kids};
 
@@ -31,26 +31,9 @@ async fn app_with_generated_keys() -> Option<TestApp> {
 
 /// `latchkey keys rotate --jwt-alg EdDSA` on the app's database, as an operator runs it.
 async fn rotate(app: &TestApp, extra: &[&str]) -> (bool, String) {
-    let database_url = app.config.database.database_url.clone();
     let mut args = vec!["keys", "rotate", "--jwt-alg", "EdDSA"];
     args.extend_from_slice(extra);
-    let args: Vec<String> = args.into_iter().map(str::to_owned).collect();
-    tokio::task::spawn_blocking(move || {
-        let output = Command::new(env!("CARGO_BIN_EXE_latchkey"))
-            .args(&args)
-            .env_clear()
-            .env("DATABASE_URL", database_url)
-            .output()
-            .expect("could not run latchkey");
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        );
-        (output.status.success(), text)
-    })
-    .await
-    .unwrap()
+    latchkey(app, &args, "").await
 }
 
 /// Waits (up to a generous bound, for a loaded machine) until `app` publishes `expected`.
