@@ -1,5 +1,5 @@
 //! Micro-benchmarks of the per-request token work, through the library's public API only:
-//! access tokens (HS256 sign and verify), refresh tokens (generate, successor, SHA-256 lookup
+//! access tokens (sign and verify: HS256, and per algorithm HS256, EdDSA, ES256), refresh tokens (generate, successor, SHA-256 lookup
 //! key) and the in-memory revocation set.
 //!
 //! `cargo bench --bench auth` measures; `cargo bench --bench auth -- --test` runs every
@@ -10,7 +10,10 @@ use std::time::Duration;
 
 use chrono::{TimeDelta, Utc};
 use criterion::{BatchSize, BenchmarkId, Criterion, criterion_group, criterion_main};
-use latchkey::auth::{AccessTokens, JwtSecret, KeySet, RefreshTokens, RevocationList};
+use latchkey::auth::{
+    AccessTokens, JwtAlgorithm, JwtSecret, KeySet, PrivateKey, RefreshTokens, RevocationList,
+    SigningKeys,
+};
 use latchkey::domain::Role;
 use uuid::Uuid;
 
@@ -53,6 +56,45 @@ fn access(c: &mut Criterion) {
     group.bench_function("verify_bad_signature", |b| {
         b.iter(|| tokens.verify(black_box(&forged)).expect_err("refused"))
     });
+    group.finish();
+}
+
+/// Access tokens signed with `alg`: the secret for HS256, a generated key pair otherwise.
+fn access_tokens_with(alg: JwtAlgorithm) -> AccessTokens {
+    let ttl = Duration::from_secs(900);
+    if !alg.is_asymmetric() {
+        return access_tokens();
+    }
+    let key = PrivateKey::generate(alg).expect("generates a key");
+    let keys = SigningKeys::new(alg, key, vec![], vec![]).expect("one key is a key set");
+    AccessTokens::asymmetric(&keys, "latchkey", ttl)
+}
+
+/// Sign and verify for each `LATCHKEY_JWT_ALG`, side by side.
+fn access_by_algorithm(c: &mut Criterion) {
+    let (user, session) = (Uuid::new_v4(), Uuid::new_v4());
+    let mut group = c.benchmark_group("access_token_by_alg");
+    for alg in [
+        JwtAlgorithm::HS256,
+        JwtAlgorithm::EdDSA,
+        JwtAlgorithm::ES256,
+    ] {
+        let tokens = access_tokens_with(alg);
+        group.bench_function(BenchmarkId::new("issue", alg), |b| {
+            b.iter(|| {
+                tokens
+                    .issue(black_box(user), black_box(session), Role::User)
+                    .expect("issues")
+            })
+        });
+        let token = tokens
+            .issue(user, session, Role::User)
+            .expect("issues")
+            .token;
+        group.bench_function(BenchmarkId::new("verify", alg), |b| {
+            b.iter(|| tokens.verify(black_box(&token)).expect("verifies"))
+        });
+    }
     group.finish();
 }
 
@@ -112,6 +154,6 @@ criterion_group! {
     config = Criterion::default()
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(2));
-    targets = access, refresh, revocation
+    targets = access, access_by_algorithm, refresh, revocation
 }
 criterion_main!(benches);

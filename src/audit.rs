@@ -116,6 +116,12 @@ pub enum AuditEvent<'a> {
     AdminBootstrapRefused {
         email: &'a Email,
     },
+    /// `latchkey keys rotate`: the next generated key signs now, the current one is previous.
+    SigningKeyRotated {
+        alg: &'static str,
+        signing: &'a str,
+        retired: &'a str,
+    },
 }
 
 /// Writes `event` to the audit log.
@@ -144,7 +150,8 @@ pub fn record(event: AuditEvent<'_>) {
         | AuditEvent::AccountDeletedByOwner { .. }
         | AuditEvent::AccountDeletedByAdmin { .. }
         | AuditEvent::AdminBootstrapped { .. }
-        | AuditEvent::AdminBootstrapRefused { .. } => record_account_admin(event),
+        | AuditEvent::AdminBootstrapRefused { .. }
+        | AuditEvent::SigningKeyRotated { .. } => record_account_admin(event),
     }
 }
 
@@ -333,6 +340,18 @@ fn record_account_admin(event: AuditEvent<'_>) {
             %email,
             "LATCHKEY_BOOTSTRAP_ADMIN_EMAIL names an existing account that is not an admin; it \
              was not promoted. Promote it with `latchkey admin set-role` if it is yours"
+        ),
+        AuditEvent::SigningKeyRotated {
+            alg,
+            signing,
+            retired,
+        } => audit!(
+            info,
+            "signing_key_rotated",
+            alg,
+            signing,
+            retired,
+            "signing key rotated"
         ),
         // `record` sends only the events above.
         _ => {}

@@ -1,9 +1,12 @@
 //! Every setting is a command-line flag with an environment fallback, so `latchkey --help` is the
 //! complete configuration reference and a bare `cargo run` needs none of them.
 
+use std::path::PathBuf;
+
 use clap::{Args, FromArgMatches};
 
 use crate::abuse::Rate;
+use crate::auth::JwtAlgorithm;
 use crate::telemetry::LogFormat;
 
 /// Longest refresh-token lifetime and absolute session lifetime: a year. Past that a session is
@@ -81,7 +84,8 @@ pub struct DatabaseSettings {
 #[derive(Debug, Clone, Args)]
 #[command(next_help_heading = "Tokens and sessions")]
 pub struct TokenSettings {
-    /// HS256 signing secret, at least 32 bytes. When unset on SQLite a random secret is generated
+    /// HS256 secret, at least 32 bytes: signs access tokens under HS256, and keys refresh and
+    /// device tokens whatever the algorithm. When unset on SQLite a random secret is generated
     /// once and stored in the database; PostgreSQL deployments must set it.
     #[arg(long, env = "LATCHKEY_JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: Option<String>,
@@ -97,6 +101,42 @@ pub struct TokenSettings {
         conflicts_with = "jwt_secret"
     )]
     pub jwt_keys: Vec<String>,
+
+    /// Algorithm access tokens are signed with: HS256 (the shared secret), EdDSA (Ed25519) or
+    /// ES256 (P-256). With EdDSA or ES256 the public keys are served at
+    /// /.well-known/jwks.json; the secret still keys refresh and device tokens.
+    #[arg(long, env = "LATCHKEY_JWT_ALG", default_value = "HS256", value_parser = clap::value_parser!(JwtAlgorithm))]
+    pub jwt_alg: JwtAlgorithm,
+
+    /// File with the current private key (PEM, PKCS#8) for EdDSA or ES256: it signs. When unset
+    /// on SQLite keys are generated and kept in the database; PostgreSQL deployments must set it
+    /// (or LATCHKEY_JWT_PRIVATE_KEY).
+    #[arg(long, env = "LATCHKEY_JWT_PRIVATE_KEY_FILE")]
+    pub jwt_private_key_file: Option<PathBuf>,
+
+    /// The current private key itself (PEM), instead of LATCHKEY_JWT_PRIVATE_KEY_FILE.
+    #[arg(
+        long,
+        env = "LATCHKEY_JWT_PRIVATE_KEY",
+        hide_env_values = true,
+        conflicts_with = "jwt_private_key_file"
+    )]
+    pub jwt_private_key: Option<String>,
+
+    /// File with the next key (PEM, private or public): published in the JWKS and accepted, but
+    /// not signing yet. Step one of a rotation.
+    #[arg(long, env = "LATCHKEY_JWT_NEXT_KEY_FILE")]
+    pub jwt_next_key_file: Option<PathBuf>,
+
+    /// Files with previous keys (PEM, private or public), comma-separated: they no longer sign
+    /// but still verify and are published, until the tokens they signed have expired.
+    #[arg(long, env = "LATCHKEY_JWT_PREVIOUS_KEY_FILES", value_delimiter = ',')]
+    pub jwt_previous_key_files: Vec<PathBuf>,
+
+    /// Seconds between reloads of generated keys from the database, so a rotation by
+    /// `latchkey keys rotate` or another instance is picked up; 1 to 300.
+    #[arg(long, env = "LATCHKEY_JWT_KEY_RELOAD_INTERVAL", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=300))]
+    pub jwt_key_reload_interval: u64,
 
     /// `iss` claim of issued access tokens, checked on every verification.
     #[arg(long, env = "LATCHKEY_ISSUER", default_value = "latchkey")]

@@ -1,5 +1,5 @@
 //! Latchkey: an authentication API. Users sign up and log in with a password, hold a short-lived
-//! HS256 access token and a rotating refresh token, and can be logged out for real.
+//! access token (HS256, EdDSA or ES256) and a rotating refresh token, and can be logged out for real.
 
 pub mod abuse;
 pub mod accounts;
@@ -10,6 +10,7 @@ pub mod domain;
 pub mod healthcheck;
 pub mod http;
 mod io_error;
+pub mod keys;
 pub mod mail;
 pub mod metrics;
 pub mod sessions;

@@ -6,14 +6,14 @@ use anyhow::Context;
 use chrono::TimeDelta;
 use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 use latchkey::accounts::{self, AdminOutcome};
-use latchkey::auth::{PasswordHasher, RevocationList};
+use latchkey::auth::{JwtAlgorithm, KeyState, PasswordHasher, RevocationList};
 use latchkey::config::DatabaseSettings;
 use latchkey::domain::{Email, Password, Role};
 use latchkey::metrics::Metrics;
 use latchkey::sessions::Sessions;
 use latchkey::{Application, Config, store, telemetry};
 
-/// Latchkey: an authentication API with bcrypt passwords, HS256 access tokens and rotating
+/// Latchkey: an authentication API with bcrypt passwords, JWT access tokens and rotating
 /// refresh tokens. Every option can also be set through the environment variable shown.
 #[derive(Parser)]
 #[command(
@@ -40,6 +40,9 @@ enum Command {
     /// Manage admins.
     #[command(subcommand)]
     Admin(AdminCommand),
+    /// Manage the access-token keys generated on SQLite (EdDSA or ES256 without key files).
+    #[command(subcommand)]
+    Keys(KeysCommand),
     /// Exit 0 if GET /healthz on the server's address answers 200 within 3 seconds, 1
     /// otherwise: the container's HEALTHCHECK, which has no curl.
     Healthcheck {
@@ -74,6 +77,24 @@ enum AdminCommand {
         email: String,
         #[arg(long, value_enum)]
         role: RoleArg,
+        #[command(flatten)]
+        database: DatabaseSettings,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// One rotation step: the next key starts signing, the current one becomes previous (it
+    /// verifies until the tokens it signed have expired) and a new next key is published.
+    /// Running servers pick it up within LATCHKEY_JWT_KEY_RELOAD_INTERVAL; nobody is logged out.
+    Rotate {
+        /// Algorithm of the keys to rotate (the server's LATCHKEY_JWT_ALG): EdDSA or ES256.
+        #[arg(long, env = "LATCHKEY_JWT_ALG", value_parser = clap::value_parser!(JwtAlgorithm))]
+        jwt_alg: JwtAlgorithm,
+        /// Rotate even though the next key has been published for less than 10 minutes, so
+        /// cached key sets may not hold it yet.
+        #[arg(long)]
+        force: bool,
         #[command(flatten)]
         database: DatabaseSettings,
     },
@@ -129,6 +150,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Some(Command::Admin(command)) => admin(command).await,
+        Some(Command::Keys(command)) => keys(command).await,
         Some(Command::Healthcheck { addr }) => {
             // Docker reads only the exit status (1 is "unhealthy"); the line is for `docker
             // inspect` and a person running the command by hand.
@@ -280,6 +302,29 @@ async fn admin(command: AdminCommand) -> anyhow::Result<()> {
             println!("{} is now {}", user.email, user.role.as_str());
         }
     }
+    Ok(())
+}
+
+async fn keys(command: KeysCommand) -> anyhow::Result<()> {
+    let KeysCommand::Rotate {
+        jwt_alg,
+        force,
+        database,
+    } = command;
+    telemetry::init_logging(database.log_format);
+    let store = store::connect(&database.database_url).await?;
+    let ring = latchkey::keys::rotate_generated(store.as_ref(), jwt_alg, force).await;
+    store.close().await;
+    let ring = ring?;
+    println!(
+        "rotated the {jwt_alg} keys: {} signs now; {} verifies until its tokens expire; {} is \
+         published as the next key",
+        ring.kids(KeyState::Current).join(", "),
+        ring.kids(KeyState::Previous)
+            .last()
+            .map_or("", String::as_str),
+        ring.kids(KeyState::Next).join(", "),
+    );
     Ok(())
 }
 

@@ -15,24 +15,19 @@ use tokio::task::JoinHandle;
 use crate::abuse::{Limits, TrustedProxies};
 use crate::accounts::{self, BootstrapOutcome};
 use crate::audit::{self, AuditEvent};
-use crate::auth::{
-    AccessTokens, DeviceTokens, JwtSecret, KeySet, PasswordHasher, RefreshTokens, RevocationList,
-    random_token,
-};
+use crate::auth::{AccessTokens, DeviceTokens, PasswordHasher, RefreshTokens, RevocationList};
 use crate::config::Config;
 use crate::domain::{Email, Password};
 use crate::http::cookie::{CSRF_HEADER, RefreshCookie};
 use crate::http::error::{ApiError, render_bare_error};
 use crate::http::extract::MAX_BODY_BYTES;
 use crate::http::{AppState, routes};
+use crate::keys;
 use crate::mail::{EmailFlows, MailWorker};
 use crate::metrics::Metrics;
 use crate::sessions::Sessions;
-use crate::store::{self, Backend, Database, Store};
+use crate::store::{self, Database, Store};
 use crate::tasks;
-
-/// Settings key of the signing secret generated for a zero-configuration SQLite deployment.
-const GENERATED_SECRET_KEY: &str = "generated_jwt_secret";
 
 pub struct Application {
     port: u16,
@@ -123,14 +118,13 @@ async fn app_state(
     database: Arc<dyn Database>,
 ) -> anyhow::Result<(web::Data<AppState>, Vec<JoinHandle<()>>, MailWorker)> {
     let store: Arc<dyn Store> = database.clone();
-    let keys = signing_keys(config, store.as_ref()).await?;
+    let keys = keys::load(config, store.as_ref()).await?;
     let hasher = PasswordHasher::new(
         config.passwords.bcrypt_cost,
         config.passwords.hash_threads(),
     )
     .await?;
-    let tokens = AccessTokens::new(&keys, &config.tokens.issuer, config.tokens.access_ttl())
-        .with_audience(config.tokens.audience.as_deref());
+    let tokens = keys.tokens.clone();
     bootstrap_admin(config, store.as_ref(), &hasher).await?;
 
     let revocations = revocations_at_start(&tokens, store.as_ref()).await?;
@@ -154,11 +148,12 @@ async fn app_state(
         store.spawn_revocation_watcher(revocations.clone()),
     ];
     tasks.extend(tasks::spawn_checkpointer(store.clone()));
+    tasks.extend(keys.spawn_reloader(store.clone(), &config.tokens));
     let state = web::Data::new(AppState {
         limits,
         trusted_proxies,
-        refresh_tokens: RefreshTokens::new(keys.signing_secret()),
-        device_tokens: DeviceTokens::new(keys.signing_secret()),
+        refresh_tokens: RefreshTokens::new(keys.secrets.signing_secret()),
+        device_tokens: DeviceTokens::new(keys.secrets.signing_secret()),
         refresh_cookie: RefreshCookie::new(
             config.tokens.refresh_cookie,
             config.tokens.refresh_ttl,
@@ -357,37 +352,4 @@ async fn bootstrap_admin(
         }
     }
     Ok(())
-}
-
-/// The configured keys or secret; or, on SQLite only, a secret generated once and kept in the
-/// database so tokens survive a restart. PostgreSQL deployments run several instances that must
-/// agree on the keys, so there they have to be configured.
-async fn signing_keys(config: &Config, store: &dyn Store) -> anyhow::Result<KeySet> {
-    if !config.tokens.jwt_keys.is_empty() {
-        return KeySet::parse(&config.tokens.jwt_keys)
-            .map_err(|why| anyhow::anyhow!("LATCHKEY_JWT_KEYS is unusable: {why}"));
-    }
-    if let Some(secret) = &config.tokens.jwt_secret {
-        return JwtSecret::new(secret)
-            .map(KeySet::single)
-            .map_err(|why| anyhow::anyhow!("LATCHKEY_JWT_SECRET is unusable: {why}"));
-    }
-    match store.backend() {
-        Backend::Postgres => anyhow::bail!(
-            "LATCHKEY_JWT_SECRET (at least 32 bytes) or LATCHKEY_JWT_KEYS must be set when the \
-             database is PostgreSQL: every instance has to sign with the same key"
-        ),
-        Backend::Sqlite => {
-            let secret = store
-                .setting_or_insert(GENERATED_SECRET_KEY, &random_token())
-                .await?;
-            tracing::warn!(
-                "LATCHKEY_JWT_SECRET is not set: using a random secret generated once and stored \
-                 in the SQLite database. Set LATCHKEY_JWT_SECRET for any real deployment."
-            );
-            JwtSecret::new(&secret)
-                .map(KeySet::single)
-                .map_err(anyhow::Error::msg)
-        }
-    }
 }

@@ -1,109 +1,33 @@
 use std::collections::HashMap;
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use chrono::Utc;
 use jsonwebtoken::errors::ErrorKind;
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use jsonwebtoken::{DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use crate::domain::Role;
+
+mod keys;
+mod ring;
+mod secret;
+
+pub use keys::{JwtAlgorithm, PrivateKey, PublicJwk, PublicKey, any_key_from_pem};
+pub use ring::{KeyRing, KeyState, RotateRefused, SigningKeys};
+pub use secret::{JwtSecret, KeySet};
 
 /// Clock skew tolerated between instances when checking `exp` and `iat` (RFC 8725 §3.10 asks for
 /// as little as possible; the product limit is 30 s).
 const LEEWAY_SECS: u64 = 10;
 
+/// How long verifiers may cache `GET /.well-known/jwks.json` (`Cache-Control: max-age`). A next
+/// key is published at least this long before it signs.
+pub const JWKS_MAX_AGE_SECS: u64 = 300;
+
 /// `typ` of every access token (RFC 9068), so no other JWT signed with the same key passes.
 const ACCESS_TOKEN_TYPE: &str = "at+jwt";
-
-/// An HS256 signing secret of at least 256 bits.
-pub struct JwtSecret(Vec<u8>);
-
-impl JwtSecret {
-    pub const MIN_BYTES: usize = 32;
-
-    pub fn new(secret: &str) -> Result<Self, String> {
-        if secret.len() < Self::MIN_BYTES {
-            return Err(format!(
-                "the JWT secret must be at least {} bytes long, got {}",
-                Self::MIN_BYTES,
-                secret.len()
-            ));
-        }
-        if let Some(why) = super::secret_strength::weakness(secret) {
-            return Err(format!(
-                "the JWT secret is too weak ({why}); generate a random one, for example with \
-                 `openssl rand -hex 32`"
-            ));
-        }
-        Ok(Self(secret.as_bytes().to_vec()))
-    }
-
-    /// A key for another purpose, derived so that it reveals nothing about the secret.
-    pub(super) fn derive_key(&self, purpose: &[u8]) -> [u8; 32] {
-        let mut mac = <hmac::Hmac<Sha256> as hmac::Mac>::new_from_slice(&self.0)
-            .expect("HMAC accepts keys of any length");
-        hmac::Mac::update(&mut mac, purpose);
-        hmac::Mac::finalize(mac).into_bytes().into()
-    }
-
-    /// A short, stable fingerprint used as the `kid` of a lone secret: it changes when the
-    /// secret does, so a token signed with an old secret is told apart before its signature is
-    /// even checked.
-    fn fingerprint(&self) -> String {
-        let digest = Sha256::digest([b"latchkey-kid:".as_slice(), &self.0].concat());
-        hex::encode(&digest[..8])
-    }
-}
-
-/// The signing keys, each with its `kid`. The first signs new tokens; a token signed with any of
-/// them verifies. Rotation: put a new key first, keep the old one listed until the access
-/// tokens it signed have expired, then drop it.
-pub struct KeySet {
-    keys: Vec<(String, JwtSecret)>,
-}
-
-impl KeySet {
-    /// One secret, named by its fingerprint.
-    pub fn single(secret: JwtSecret) -> Self {
-        Self {
-            keys: vec![(secret.fingerprint(), secret)],
-        }
-    }
-
-    /// `kid:secret` entries, the signing key first.
-    pub fn parse(entries: &[String]) -> Result<Self, String> {
-        let mut keys: Vec<(String, JwtSecret)> = Vec::new();
-        for entry in entries.iter().filter(|entry| !entry.trim().is_empty()) {
-            let (kid, secret) = entry
-                .split_once(':')
-                .ok_or_else(|| "each key must be written kid:secret".to_owned())?;
-            let kid = kid.trim();
-            if kid.is_empty()
-                || !kid
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-            {
-                return Err(format!("{kid:?} is not a key id (letters, digits, - _ .)"));
-            }
-            if keys.iter().any(|(known, _)| known == kid) {
-                return Err(format!("the key id {kid:?} is listed twice"));
-            }
-            let secret = JwtSecret::new(secret).map_err(|why| format!("key {kid:?}: {why}"))?;
-            keys.push((kid.to_owned(), secret));
-        }
-        if keys.is_empty() {
-            return Err("no keys are listed".to_owned());
-        }
-        Ok(Self { keys })
-    }
-
-    /// The key new tokens are signed with.
-    pub fn signing_secret(&self) -> &JwtSecret {
-        &self.keys[0].1
-    }
-}
 
 /// The claims of a Latchkey access token.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -147,23 +71,17 @@ impl TokenError {
     }
 }
 
-/// Issues and verifies HS256 access tokens. Verification reads nothing but the token.
-pub struct AccessTokens {
+/// The keys in use, swapped whole when generated keys are reloaded.
+struct ActiveKeys {
     kid: String,
     encoding: EncodingKey,
     decoding: HashMap<String, DecodingKey>,
-    validation: Validation,
-    issuer: String,
-    audience: Option<String>,
-    ttl: Duration,
+    /// `GET /.well-known/jwks.json`, serialized once.
+    jwks: Arc<[u8]>,
 }
 
-impl AccessTokens {
-    pub fn new(keys: &KeySet, issuer: &str, ttl: Duration) -> Self {
-        let mut validation = Validation::new(Algorithm::HS256);
-        validation.leeway = LEEWAY_SECS;
-        validation.set_issuer(&[issuer]);
-        validation.set_required_spec_claims(&["exp", "iat", "sub", "iss"]);
+impl ActiveKeys {
+    fn symmetric(keys: &KeySet) -> Self {
         let (kid, signing) = &keys.keys[0];
         Self {
             kid: kid.clone(),
@@ -178,11 +96,98 @@ impl AccessTokens {
                     [(secret.fingerprint(), key.clone()), (kid.clone(), key)]
                 })
                 .collect(),
+            jwks: Arc::from(br#"{"keys":[]}"#.as_slice()),
+        }
+    }
+
+    fn asymmetric(keys: &SigningKeys) -> Self {
+        let jwks: Vec<&PublicJwk> = keys.published.iter().map(PublicKey::jwk).collect();
+        let jwks = serde_json::to_vec(&serde_json::json!({ "keys": jwks })).unwrap_or_default();
+        Self {
+            kid: keys.current_kid().to_owned(),
+            encoding: keys.current.encoding.clone(),
+            decoding: keys
+                .published
+                .iter()
+                .map(|key| (key.kid().to_owned(), key.decoding.clone()))
+                .collect(),
+            jwks: Arc::from(jwks),
+        }
+    }
+}
+
+/// Issues and verifies access tokens, with the configured algorithm only. Verification reads
+/// nothing but the token.
+pub struct AccessTokens {
+    alg: JwtAlgorithm,
+    active: RwLock<Arc<ActiveKeys>>,
+    validation: Validation,
+    issuer: String,
+    audience: Option<String>,
+    ttl: Duration,
+}
+
+impl AccessTokens {
+    /// HS256 with the secrets of `keys`.
+    pub fn new(keys: &KeySet, issuer: &str, ttl: Duration) -> Self {
+        Self::with_keys(
+            JwtAlgorithm::HS256,
+            ActiveKeys::symmetric(keys),
+            issuer,
+            ttl,
+        )
+    }
+
+    /// EdDSA or ES256: the current key of `keys` signs, every published key verifies.
+    pub fn asymmetric(keys: &SigningKeys, issuer: &str, ttl: Duration) -> Self {
+        Self::with_keys(keys.alg, ActiveKeys::asymmetric(keys), issuer, ttl)
+    }
+
+    fn with_keys(alg: JwtAlgorithm, active: ActiveKeys, issuer: &str, ttl: Duration) -> Self {
+        let mut validation = Validation::new(alg.header_alg());
+        validation.leeway = LEEWAY_SECS;
+        validation.set_issuer(&[issuer]);
+        validation.set_required_spec_claims(&["exp", "iat", "sub", "iss"]);
+        Self {
+            alg,
+            active: RwLock::new(Arc::new(active)),
             validation,
             issuer: issuer.to_owned(),
             audience: None,
             ttl,
         }
+    }
+
+    /// Swaps in reloaded keys (generated keys after a rotation, or a previous key retired).
+    /// Keys of another algorithm are refused: the algorithm is fixed at start.
+    pub fn replace_keys(&self, keys: &SigningKeys) -> Result<(), String> {
+        if keys.alg != self.alg {
+            return Err(format!("the keys are {}, not {}", keys.alg, self.alg));
+        }
+        let active = Arc::new(ActiveKeys::asymmetric(keys));
+        *self.active.write().unwrap_or_else(PoisonError::into_inner) = active;
+        Ok(())
+    }
+
+    fn active(&self) -> Arc<ActiveKeys> {
+        self.active
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    pub fn algorithm(&self) -> JwtAlgorithm {
+        self.alg
+    }
+
+    /// The `kid` new tokens are signed with.
+    pub fn current_kid(&self) -> String {
+        self.active().kid.clone()
+    }
+
+    /// The JWK set of the public keys that verify tokens, as JSON: `{"keys":[]}` for HS256.
+    pub fn jwks(&self) -> Arc<[u8]> {
+        self.active().jwks.clone()
     }
 
     /// Puts `audience` into issued tokens as `aud`, and requires it of every token verified
@@ -200,7 +205,12 @@ impl AccessTokens {
     /// How long after issue an access token can still pass verification: its lifetime plus the
     /// clock-skew leeway.
     pub fn longest_validity(&self) -> Duration {
-        self.ttl + Duration::from_secs(LEEWAY_SECS)
+        Self::longest_validity_for(self.ttl)
+    }
+
+    /// [`Self::longest_validity`] of tokens that live `ttl`.
+    pub fn longest_validity_for(ttl: Duration) -> Duration {
+        ttl + Duration::from_secs(LEEWAY_SECS)
     }
 
     pub fn issue(
@@ -221,10 +231,11 @@ impl AccessTokens {
             exp: now.saturating_add_unsigned(ttl),
             jti: Uuid::new_v4(),
         };
-        let mut header = Header::new(Algorithm::HS256);
+        let active = self.active();
+        let mut header = Header::new(self.alg.header_alg());
         header.typ = Some(ACCESS_TOKEN_TYPE.to_owned());
-        header.kid = Some(self.kid.clone());
-        let token = jsonwebtoken::encode(&header, &claims, &self.encoding)?;
+        header.kid = Some(active.kid.clone());
+        let token = jsonwebtoken::encode(&header, &claims, &active.encoding)?;
         Ok(IssuedAccessToken {
             token,
             expires_in: ttl,
@@ -233,13 +244,14 @@ impl AccessTokens {
 
     pub fn verify(&self, token: &str) -> Result<AccessClaims, TokenError> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Malformed)?;
-        if header.alg != Algorithm::HS256 || header.typ.as_deref() != Some(ACCESS_TOKEN_TYPE) {
+        if header.alg != self.alg.header_alg() || header.typ.as_deref() != Some(ACCESS_TOKEN_TYPE) {
             return Err(TokenError::Malformed);
         }
+        let active = self.active();
         let key = header
             .kid
             .as_deref()
-            .and_then(|kid| self.decoding.get(kid))
+            .and_then(|kid| active.decoding.get(kid))
             .ok_or(TokenError::UnknownKey)?;
         let data =
             jsonwebtoken::decode::<AccessClaims>(token, key, &self.validation).map_err(|err| {

@@ -15,7 +15,11 @@ mod revocation;
 mod secret_strength;
 
 pub use device::{DeviceClaim, DeviceTokens};
-pub use jwt::{AccessClaims, AccessTokens, IssuedAccessToken, JwtSecret, KeySet, TokenError};
+pub use jwt::{
+    AccessClaims, AccessTokens, IssuedAccessToken, JWKS_MAX_AGE_SECS, JwtAlgorithm, JwtSecret,
+    KeyRing, KeySet, KeyState, PrivateKey, PublicJwk, PublicKey, RotateRefused, SigningKeys,
+    TokenError, any_key_from_pem,
+};
 pub use password::{PasswordHasher, Verification};
 pub use refresh::{PresentedRefresh, RefreshForm, RefreshToken, RefreshTokens};
 pub use revocation::RevocationList;

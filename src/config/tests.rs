@@ -18,6 +18,8 @@ fn the_defaults_are_the_documented_ones() {
     assert_eq!(config.server.addr, "127.0.0.1:8080");
     assert_eq!(config.database.database_url, "sqlite://latchkey.db");
     assert_eq!(config.tokens.jwt_secret, None);
+    assert_eq!(config.tokens.jwt_alg, crate::auth::JwtAlgorithm::HS256);
+    assert_eq!(config.tokens.jwt_key_reload_interval, 5);
     assert_eq!(config.tokens.access_ttl, 900);
     assert_eq!(config.tokens.refresh_ttl, 30 * 86_400);
     assert_eq!(config.abuse.rate_login_per_ip, "20/min".parse().unwrap());
@@ -39,6 +41,7 @@ fn every_duration_setting_accepts_its_maximum_and_refuses_more() {
         ("refresh-ttl", MAX_SESSION_SECS),
         ("session-max-age", MAX_SESSION_SECS),
         ("refresh-reuse-interval", 300),
+        ("jwt-key-reload-interval", 300),
         ("prune-interval", MAX_PRUNE_INTERVAL_SECS),
         ("lockout-base-delay", 900),
         ("reset-ttl", 7 * 86_400),

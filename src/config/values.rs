@@ -40,6 +40,10 @@ impl TokenSettings {
         Duration::from_secs(self.refresh_reuse_interval)
     }
 
+    pub fn jwt_key_reload_interval(&self) -> Duration {
+        Duration::from_secs(self.jwt_key_reload_interval)
+    }
+
     pub fn prune_interval(&self) -> Duration {
         Duration::from_secs(self.prune_interval)
     }

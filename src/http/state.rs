@@ -18,7 +18,8 @@ pub struct AppState {
     pub sessions: Sessions,
     pub limits: Arc<Limits>,
     pub trusted_proxies: TrustedProxies,
-    pub tokens: AccessTokens,
+    /// Shared with the key reloader, which swaps in rotated generated keys.
+    pub tokens: Arc<AccessTokens>,
     pub refresh_tokens: RefreshTokens,
     pub device_tokens: DeviceTokens,
     pub refresh_cookie: RefreshCookie,

@@ -102,6 +102,17 @@ pub trait Store: Send + Sync + 'static {
     /// Stores `value` under `key` unless a value is there already; returns the value that won.
     async fn setting_or_insert(&self, key: &str, value: &str) -> Result<String, StoreError>;
 
+    async fn setting(&self, key: &str) -> Result<Option<String>, StoreError>;
+
+    /// Replaces the value under `key` if it is still `expected`; false if it was not (another
+    /// writer came first) or there is none.
+    async fn replace_setting(
+        &self,
+        key: &str,
+        expected: &str,
+        value: &str,
+    ) -> Result<bool, StoreError>;
+
     async fn credentials_by_email(&self, email: &Email) -> Result<Option<Credentials>, StoreError>;
 
     async fn credentials_by_id(&self, id: Uuid) -> Result<Option<Credentials>, StoreError>;

@@ -11,7 +11,7 @@ use crate::helpers::{PASSWORD, TestApp, spawn_app};
 
 /// Runs the CLI to completion. The wait happens off the test's runtime thread, where the
 /// server's background tasks run: blocking it could stall them in the middle of a transaction.
-async fn latchkey(app: &TestApp, args: &[&str], stdin: &str) -> (bool, String) {
+pub async fn latchkey(app: &TestApp, args: &[&str], stdin: &str) -> (bool, String) {
     let database_url = app.config.database.database_url.clone();
     let args: Vec<String> = args.iter().map(|arg| arg.to_string()).collect();
     let stdin = stdin.to_owned();

@@ -31,6 +31,7 @@ const SERVED: &[&str] = &[
     "GET /v1/users/{id}",
     "PATCH /v1/users/{id}",
     "DELETE /v1/users/{id}",
+    "GET /.well-known/jwks.json",
     "GET /healthz",
     "GET /readyz",
     "GET /openapi.yaml",

@@ -1,6 +1,7 @@
 use std::sync::{Arc, Once};
 
 use actix_web::dev::ServerHandle;
+use latchkey::auth::{JwtAlgorithm, PrivateKey};
 use latchkey::{Application, Config};
 use reqwest::{Response, StatusCode};
 use serde_json::{Value, json};
@@ -69,6 +70,18 @@ pub async fn spawn_app_with(customise: impl FnOnce(&mut Config)) -> TestApp {
     start(config, Arc::new(database)).await
 }
 
+/// Why the application refuses to start with `customise` applied to the test configuration, on
+/// a fresh database: the whole error chain, as `main` prints it.
+pub async fn start_error_with(customise: impl FnOnce(&mut Config)) -> String {
+    let (database_url, _database) = fresh_database().await;
+    let mut config = test_config(database_url);
+    customise(&mut config);
+    match Application::build(config).await {
+        Ok(_) => panic!("the application started"),
+        Err(err) => format!("{err:#}"),
+    }
+}
+
 /// The application on a fresh database that `prepare` has first given an older schema and rows,
 /// as an upgrade finds it: the application's own migrations run when it starts.
 pub async fn spawn_app_upgrading(prepare: impl AsyncFnOnce(&AnyPool)) -> TestApp {
@@ -105,6 +118,13 @@ fn test_config(database_url: String) -> Config {
     // SQLite runs without a configured secret, exercising the generated one; PostgreSQL refuses
     // to start without one.
     config.tokens.jwt_secret = is_postgres().then(|| TEST_SECRET.to_owned());
+    // `TEST_JWT_ALG=EdDSA` (or ES256) runs the suite with asymmetric access tokens: generated
+    // keys on SQLite, a configured key on PostgreSQL, where one must be.
+    config.tokens.jwt_alg = test_jwt_alg();
+    if is_postgres() && config.tokens.jwt_alg.is_asymmetric() {
+        let key = PrivateKey::generate(config.tokens.jwt_alg).expect("could not make a key");
+        config.tokens.jwt_private_key = Some(key.to_pkcs8_pem().to_string());
+    }
     config.passwords.bcrypt_cost = 4;
     config.abuse.rate_limits = false;
     // Mail goes to the log unless a test starts an SMTP sink (tests/api/smtp_sink.rs).
@@ -128,6 +148,14 @@ pub async fn spawn_app_with_admin() -> (TestApp, Value) {
     assert_eq!(response.status(), StatusCode::OK);
     let tokens = response.json().await.unwrap();
     (app, tokens)
+}
+
+/// The access-token algorithm of this run: `TEST_JWT_ALG`, HS256 by default.
+pub fn test_jwt_alg() -> JwtAlgorithm {
+    match std::env::var("TEST_JWT_ALG") {
+        Ok(alg) if !alg.is_empty() => alg.parse().expect("TEST_JWT_ALG is not an algorithm"),
+        _ => JwtAlgorithm::HS256,
+    }
 }
 
 pub fn is_postgres() -> bool {

@@ -15,6 +15,8 @@ mod email_verification;
 mod errors;
 mod health;
 mod helpers;
+mod jwks;
+mod key_rotation;
 mod login;
 mod logout;
 mod mail_log;

@@ -3,13 +3,20 @@
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{EncodingKey, Header};
+use latchkey::auth::JwtAlgorithm;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::helpers::{PASSWORD, TEST_SECRET, TestApp, assert_problem, spawn_app_with};
 
 async fn app_with_known_secret() -> (TestApp, Value) {
-    let app = spawn_app_with(|config| config.tokens.jwt_secret = Some(TEST_SECRET.into())).await;
+    // These tests forge HS256 tokens with the secret, whatever TEST_JWT_ALG says.
+    let app = spawn_app_with(|config| {
+        config.tokens.jwt_alg = JwtAlgorithm::HS256;
+        config.tokens.jwt_private_key = None;
+        config.tokens.jwt_secret = Some(TEST_SECRET.into());
+    })
+    .await;
     let tokens = app.signed_up("ada@example.com").await;
     (app, tokens)
 }
@@ -148,6 +155,8 @@ async fn signing_keys_rotate_across_restarts_without_logging_anyone_out() {
     let first = format!("k1:{TEST_SECRET}");
     let second = format!("k2:{}", "Rb5Nw2Xk8Mv4Qj7Tz1Cy6Hf3Ld9Gp0Sa#");
     let app = spawn_app_with(|config| {
+        config.tokens.jwt_alg = JwtAlgorithm::HS256;
+        config.tokens.jwt_private_key = None;
         config.tokens.jwt_secret = None;
         config.tokens.jwt_keys = vec![first.clone()];
     })

@@ -1,6 +1,8 @@
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
+use jsonwebtoken::Algorithm;
+
 use super::*;
 
 const SECRET: &str = "kQ7vN2xR9pL4mW8zT3bY6cH1dJ5fG0sA";
@@ -115,7 +117,7 @@ fn an_issued_token_verifies_with_its_claims() {
 fn expired_tokens_are_refused_beyond_the_leeway() {
     let tokens = tokens();
     let now = Utc::now().timestamp();
-    let kid = tokens.kid.clone();
+    let kid = tokens.current_kid();
     let stale = sign(&header(&kid), &claims(now - 1000, now - 60), SECRET);
     assert_eq!(tokens.verify(&stale), Err(TokenError::Expired));
     let within_leeway = sign(&header(&kid), &claims(now - 1000, now - 2), SECRET);
@@ -126,7 +128,7 @@ fn expired_tokens_are_refused_beyond_the_leeway() {
 fn tokens_from_another_secret_or_issuer_are_refused() {
     let tokens = tokens();
     let now = Utc::now().timestamp();
-    let kid = tokens.kid.clone();
+    let kid = tokens.current_kid();
     let forged = sign(
         &header(&kid),
         &claims(now, now + 60),
@@ -144,7 +146,7 @@ fn a_token_issued_in_the_future_is_refused() {
     let tokens = tokens();
     let now = Utc::now().timestamp();
     let token = sign(
-        &header(&tokens.kid),
+        &header(&tokens.current_kid()),
         &claims(now + 3600, now + 7200),
         SECRET,
     );
@@ -157,7 +159,7 @@ fn missing_claims_and_unknown_kids_are_refused() {
     let now = Utc::now().timestamp();
     let mut no_sid = claims(now, now + 60);
     no_sid.as_object_mut().unwrap().remove("sid");
-    let token = sign(&header(&tokens.kid), &no_sid, SECRET);
+    let token = sign(&header(&tokens.current_kid()), &no_sid, SECRET);
     assert_eq!(tokens.verify(&token), Err(TokenError::Malformed));
     let token = sign(&header("other-kid"), &claims(now, now + 60), SECRET);
     assert_eq!(tokens.verify(&token), Err(TokenError::UnknownKey));
@@ -192,4 +194,95 @@ fn an_audience_is_put_into_tokens_and_required_of_them() {
     let without = none.issue(user, session, Role::User).unwrap().token;
     assert_eq!(none.verify(&without).unwrap().aud, None);
     assert_eq!(api.verify(&without), Err(TokenError::InvalidClaims));
+}
+
+fn asymmetric(alg: JwtAlgorithm) -> (SigningKeys, AccessTokens) {
+    let keys = SigningKeys::new(alg, PrivateKey::generate(alg).unwrap(), vec![], vec![]).unwrap();
+    let tokens = AccessTokens::asymmetric(&keys, "latchkey", Duration::from_secs(900));
+    (keys, tokens)
+}
+
+#[test]
+fn asymmetric_tokens_carry_their_algorithm_and_verify() {
+    for alg in [JwtAlgorithm::EdDSA, JwtAlgorithm::ES256] {
+        let (keys, tokens) = asymmetric(alg);
+        let (user, session) = (Uuid::new_v4(), Uuid::new_v4());
+        let token = tokens.issue(user, session, Role::User).unwrap().token;
+        let header = jsonwebtoken::decode_header(&token).unwrap();
+        assert_eq!(header.alg, alg.header_alg());
+        assert_eq!(header.kid.as_deref(), Some(keys.current_kid()));
+        assert_eq!(tokens.verify(&token).unwrap().sub, user);
+        let jwks: serde_json::Value = serde_json::from_slice(&tokens.jwks()).unwrap();
+        assert_eq!(jwks["keys"][0]["kid"], keys.current_kid());
+    }
+}
+
+#[test]
+fn the_algorithm_is_pinned_and_only_published_keys_verify() {
+    let (keys, eddsa) = asymmetric(JwtAlgorithm::EdDSA);
+    let now = Utc::now().timestamp();
+    // An HS256 token naming the EdDSA kid, keyed with the public key bytes: the classic
+    // algorithm confusion.
+    let x = keys.published()[0].jwk().x.clone();
+    let confused = sign(&header(keys.current_kid()), &claims(now, now + 60), &x);
+    assert_eq!(eddsa.verify(&confused), Err(TokenError::Malformed));
+    let hs256 = tokens().issue(Uuid::new_v4(), Uuid::new_v4(), Role::User);
+    assert_eq!(
+        eddsa.verify(&hs256.unwrap().token),
+        Err(TokenError::Malformed)
+    );
+    let (_, stranger) = asymmetric(JwtAlgorithm::EdDSA);
+    let foreign = stranger.issue(Uuid::new_v4(), Uuid::new_v4(), Role::User);
+    assert_eq!(
+        eddsa.verify(&foreign.unwrap().token),
+        Err(TokenError::UnknownKey)
+    );
+    let es256 = asymmetric(JwtAlgorithm::ES256).1;
+    let token = es256.issue(Uuid::new_v4(), Uuid::new_v4(), Role::User);
+    assert_eq!(
+        eddsa.verify(&token.unwrap().token),
+        Err(TokenError::Malformed)
+    );
+}
+
+#[test]
+fn a_tampered_asymmetric_token_is_refused() {
+    let (_, tokens) = asymmetric(JwtAlgorithm::ES256);
+    let token = tokens
+        .issue(Uuid::new_v4(), Uuid::new_v4(), Role::User)
+        .unwrap()
+        .token;
+    let parts: Vec<&str> = token.split('.').collect();
+    let mut claims: serde_json::Value =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap();
+    claims["role"] = "admin".into();
+    let payload = URL_SAFE_NO_PAD.encode(claims.to_string());
+    let tampered = format!("{}.{payload}.{}", parts[0], parts[2]);
+    assert_eq!(tokens.verify(&tampered), Err(TokenError::BadSignature));
+}
+
+#[test]
+fn replaced_keys_sign_and_the_old_current_key_still_verifies_as_previous() {
+    let alg = JwtAlgorithm::EdDSA;
+    let (old_keys, tokens) = asymmetric(alg);
+    let old = tokens
+        .issue(Uuid::new_v4(), Uuid::new_v4(), Role::User)
+        .unwrap()
+        .token;
+    let new_key = PrivateKey::generate(alg).unwrap();
+    let previous = vec![old_keys.published()[0].clone()];
+    let rotated = SigningKeys::new(alg, new_key, vec![], previous).unwrap();
+    tokens.replace_keys(&rotated).unwrap();
+    assert!(tokens.verify(&old).is_ok());
+    assert_eq!(tokens.current_kid(), rotated.current_kid());
+    let retired = SigningKeys::new(alg, PrivateKey::generate(alg).unwrap(), vec![], vec![]);
+    tokens.replace_keys(&retired.unwrap()).unwrap();
+    assert_eq!(tokens.verify(&old), Err(TokenError::UnknownKey));
+    let es256 = asymmetric(JwtAlgorithm::ES256).0;
+    assert!(tokens.replace_keys(&es256).is_err());
+}
+
+#[test]
+fn hs256_publishes_an_empty_key_set() {
+    assert_eq!(&*tokens().jwks(), br#"{"keys":[]}"#.as_slice());
 }

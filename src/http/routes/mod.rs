@@ -4,6 +4,7 @@ mod auth;
 mod docs;
 mod email;
 mod health;
+mod jwks;
 mod me;
 mod metrics;
 mod openapi;
@@ -43,6 +44,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route(patch().to(users::update_user))
                 .route(delete().to(users::delete_user)),
         )
+        .service(resource("/.well-known/jwks.json").route(get().to(jwks::jwks)))
         .service(resource("/healthz").route(get().to(health::healthz)))
         .service(resource("/readyz").route(get().to(health::readyz)))
         .service(resource("/openapi.yaml").route(get().to(openapi::spec)))

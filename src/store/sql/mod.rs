@@ -12,6 +12,7 @@ mod maintenance;
 mod outbox;
 mod refresh;
 mod sessions;
+mod settings;
 pub(super) mod users;
 
 use std::sync::Arc;
@@ -57,6 +58,19 @@ impl Store for Engine {
 
     async fn setting_or_insert(&self, key: &str, value: &str) -> Result<String, StoreError> {
         maintenance::setting_or_insert(self, key, value).await
+    }
+
+    async fn setting(&self, key: &str) -> Result<Option<String>, StoreError> {
+        settings::setting(self, key).await
+    }
+
+    async fn replace_setting(
+        &self,
+        key: &str,
+        expected: &str,
+        value: &str,
+    ) -> Result<bool, StoreError> {
+        settings::replace_setting(self, key, expected, value).await
     }
 
     async fn credentials_by_email(&self, email: &Email) -> Result<Option<Credentials>, StoreError> {
