@@ -10,9 +10,11 @@
 mod flows;
 mod templates;
 mod transport;
+mod worker;
 
-pub use flows::{EmailFlows, MailSettings, MailWorker, log_unqueued};
+pub use flows::{EmailFlows, MailSettings, log_unqueued};
 pub use transport::Transport;
+pub use worker::MailWorker;
 
 /// One mail, rendered.
 #[derive(Debug, Clone)]
