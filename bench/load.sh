@@ -12,7 +12,8 @@
 # refresh (every request presents a refresh token never presented before), login, a paced verify
 # load alone and while logins saturate the CPU, and 256 connections for the peak RSS; then
 # refresh and login again with every rate limit checked (shared in the database on PostgreSQL)
-# but set far above the load, for the cost of counting. Raw bcrypt
+# but set far above the load, for the cost of counting; on SQLite, the verify load again with
+# EdDSA and ES256 access tokens (LATCHKEY_JWT_ALG). Raw bcrypt
 # comes from examples/bcrypt_rate.rs (the same crate, all cores). On SQLite it also compares
 # hashing-pool sizes (LOAD_POOL_MATRIX). Prints the tables and writes them to
 # target/load/report.md. The PostgreSQL suite writes accounts named load-*@example.com into the
@@ -320,6 +321,23 @@ suite() { # NAME DATABASE_URL
   stop_server
   record_log "$name" log_limited
 
+  # Access tokens signed with a key pair (issue 17): the same verify load with each algorithm, on
+  # SQLite (the algorithm's cost does not depend on the database).
+  if [ "$name" = sqlite ]; then
+    local alg token
+    for alg in EdDSA ES256; do
+      say "[$name] verify with LATCHKEY_JWT_ALG=$alg"
+      start_server "$name-$alg" "$url" 4 LATCHKEY_JWT_ALG="$alg"
+      token=$(curl -fsS -H 'content-type: application/json' "$BASE/v1/auth/login" \
+        -d "{\"email\":\"$LOGIN_EMAIL\",\"password\":\"$PASSWORD\"}" |
+        python3 -c 'import json, sys; print(json.load(sys.stdin)["access_token"])') ||
+        die "login with $alg failed"
+      wrk -t2 -c64 -d2s -s bench/load.lua "$BASE" >/dev/null 2>&1 # warm-up
+      wrk_run "$name" "verify_$alg" 2 64 "$SECONDS_PER_RUN" LOAD_ACCESS_TOKEN="$token" LOAD_MODE=get LOAD_PATH=/v1/auth/verify
+      stop_server
+    done
+  fi
+
   if [ "$name" = sqlite ] && [ -n "$POOL_MATRIX" ]; then
     local pair hash_threads workers
     for pair in $POOL_MATRIX; do
@@ -436,6 +454,12 @@ for suite in ("sqlite", "postgres"):
         ll = num(login_limited["rps"]) / num(login["rps"])
         ratio("login, limits on / off", f"{ll:.2f}", "≥ 0.9", ll >= 0.9,
               f"{num(login_limited['rps']):.2f} vs {num(login['rps']):.2f}/s")
+    for alg in ("EdDSA", "ES256"):
+        by_alg = get(suite, f"verify_{alg}")
+        if by_alg:
+            va = num(by_alg["rps"]) / num(verify["rps"])
+            ratio(f"verify {alg} / HS256 throughput", f"{va:.2f}", "–", None,
+                  f"{num(by_alg['rps']):,.0f} vs {num(verify['rps']):,.0f} req/s")
     ratio("peak RSS at 256 connections", f"{peak_mb:.1f} MB", "≤ 40 MB", peak_mb <= 40,
           "VmHWM over the whole run")
     w("")
@@ -445,6 +469,8 @@ for suite in ("sqlite", "postgres"):
     for label, title in [
         ("healthz", "GET /healthz"),
         ("verify", "GET /v1/auth/verify"),
+        ("verify_EdDSA", "GET /v1/auth/verify, EdDSA tokens"),
+        ("verify_ES256", "GET /v1/auth/verify, ES256 tokens"),
         ("me", "GET /v1/me"),
         ("refresh", "POST /v1/auth/refresh"),
         ("refresh_limited", "POST /v1/auth/refresh, limits on"),
