@@ -275,10 +275,13 @@ mod tests {
     /// `(created_at, id)` in order and stops at the limit, a later one starts at the cursor, so a
     /// page costs the same at a thousand users or ten million. With a prefix, only the matching
     /// emails are read (and sorted).
-    async fn plan(query: &UserQuery) -> String {
+    async fn plan(query: &UserQuery, in_order: bool) -> String {
         let store = SqliteStore::connect("sqlite::memory:").await.unwrap();
         store.migrate().await.unwrap();
-        let sql = format!("EXPLAIN QUERY PLAN {}", list_users_query(query).sql());
+        let sql = format!(
+            "EXPLAIN QUERY PLAN {}",
+            list_users_query(query, in_order).sql()
+        );
         let rows: Vec<(i64, i64, i64, String)> =
             sqlx::query_as(&sql).fetch_all(&store.pool).await.unwrap();
         rows.into_iter()
@@ -326,13 +329,29 @@ mod tests {
                 after,
                 email_prefix,
             };
-            let plan = plan(&query).await;
+            let plan = plan(&query, false).await;
             for step in plan.split("; ").filter(|step| step.contains(" users")) {
                 assert!(step.contains("USING INDEX"), "{plan}");
             }
             if query.email_prefix.is_none() {
                 assert!(!plan.contains("TEMP B-TREE"), "{plan}");
             }
+        }
+    }
+
+    /// A prefix that matches many users is read in order along `(created_at, id)`: no sort of
+    /// its matches, however many.
+    #[tokio::test]
+    async fn a_broad_prefix_walks_the_order_index_without_sorting() {
+        for after in [None, Some((Utc::now(), Uuid::new_v4()))] {
+            let query = UserQuery {
+                limit: 50,
+                after,
+                email_prefix: Some("user".to_owned()),
+            };
+            let plan = plan(&query, true).await;
+            assert!(plan.contains("USING INDEX users_created_at_id"), "{plan}");
+            assert!(!plan.contains("TEMP B-TREE"), "{plan}");
         }
     }
 }

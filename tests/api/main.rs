@@ -41,4 +41,5 @@ mod smtp_sink;
 mod startup_errors;
 mod timing;
 mod tokens;
+mod user_search;
 mod verify;

@@ -63,24 +63,52 @@ pub(super) async fn user_by_id(store: &Engine, id: Uuid) -> Result<Option<User>,
     Ok(user)
 }
 
+/// On SQLite, a prefix that matches more users than this is read along `(created_at, id)`.
+const BROAD_PREFIX: i64 = 1_000;
+
+/// SQLite's planner reads a prefix's matches by the email index and sorts them, however many
+/// there are: cheap for a selective prefix, every user for one that matches them all. So the
+/// store first counts the matches up to [`BROAD_PREFIX`] (index entries only) and, past it, walks
+/// `(created_at, id)` in order, checking each email, until the page is full: what PostgreSQL's
+/// planner chooses by itself from its statistics.
 pub(super) async fn list_users(store: &Engine, query: &UserQuery) -> Result<Vec<User>, StoreError> {
-    let rows: Vec<UserRow> = list_users_query(query)
+    let in_order = match &query.email_prefix {
+        Some(prefix) if Engine::BACKEND == Backend::Sqlite => broad_prefix(store, prefix).await?,
+        _ => false,
+    };
+    let rows: Vec<UserRow> = list_users_query(query, in_order)
         .build_query_as()
         .fetch_all(store.pool())
         .await?;
     rows.into_iter().map(TryInto::try_into).collect()
 }
 
+async fn broad_prefix(store: &Engine, prefix: &str) -> Result<bool, StoreError> {
+    let matches: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM (SELECT 1 FROM users WHERE email >= $1 AND email < $2 LIMIT $3)",
+    )
+    .bind(prefix)
+    .bind(prefix_end(prefix))
+    .bind(BROAD_PREFIX + 1)
+    .fetch_one(store.pool())
+    .await?;
+    Ok(matches > BROAD_PREFIX)
+}
+
 /// One page of users. Only the conditions a query has are in its SQL (an `$n IS NULL OR` form
 /// would keep the planner off the indexes), and each is a range on an index: the email prefix on
 /// the email index, the cursor as a row value on `(created_at, id)`, which is also the order, so a
-/// page reads `limit` index entries whatever the table's size.
-pub(in crate::store) fn list_users_query(query: &UserQuery) -> sqlx::QueryBuilder<'static, Db> {
-    let mut sql = sqlx::QueryBuilder::new(concat!(
-        "SELECT ",
-        user_columns!(),
-        " FROM users WHERE 1 = 1"
-    ));
+/// page reads `limit` index entries whatever the table's size. `in_order` (SQLite) reads along
+/// `(created_at, id)` even with a prefix (see [`list_users`]).
+pub(in crate::store) fn list_users_query(
+    query: &UserQuery,
+    in_order: bool,
+) -> sqlx::QueryBuilder<'static, Db> {
+    let mut sql = sqlx::QueryBuilder::new(concat!("SELECT ", user_columns!(), " FROM users"));
+    if in_order {
+        sql.push(" INDEXED BY users_created_at_id");
+    }
+    sql.push(" WHERE 1 = 1");
     if let Some(prefix) = &query.email_prefix {
         let email = match Engine::BACKEND {
             // Byte order, as in the range's bounds, whatever the database's collation.
