@@ -190,8 +190,8 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Pruned, StoreError>;
 
     /// Moves what SQLite's write-ahead log holds into the database file, off the writers' path
-    /// (a passive checkpoint neither waits for nor blocks readers and writers); returns the log
-    /// frames moved. Nothing to do on PostgreSQL.
+    /// (a passive checkpoint neither waits for nor blocks readers and writers); returns how many
+    /// of the log's frames are in the file now. Nothing to do on PostgreSQL.
     async fn checkpoint(&self) -> Result<u64, StoreError>;
 
     /// Writes mail jobs to the outbox, all or none.
