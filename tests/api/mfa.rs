@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 
 use crate::helpers::{
     PASSWORD, TestApp, assert_no_secrets, assert_problem, spawn_app, spawn_app_with,
+    spawn_app_with_admin,
 };
 
 /// The current TOTP step, at least three seconds before the next one begins, so that the steps
@@ -362,4 +363,281 @@ async fn wrong_codes_count_towards_the_lockout_like_wrong_passwords() {
     assert_problem(response, StatusCode::TOO_MANY_REQUESTS, "rate_limited").await;
     let response = app.login("ada@example.com", PASSWORD).await;
     assert_problem(response, StatusCode::TOO_MANY_REQUESTS, "rate_limited").await;
+}
+
+async fn step_up(app: &TestApp, token: &str, factor: Value) -> reqwest::Response {
+    app.call(Method::POST, "/v1/auth/mfa/step-up", token, Some(&factor))
+        .await
+}
+
+#[tokio::test]
+async fn sensitive_changes_need_a_recent_aal2_token_and_a_step_up_gives_one() {
+    let app = spawn_app().await;
+    let ada = enrolled(&app, "ada@example.com").await;
+    let new_password =
+        json!({ "current_password": PASSWORD, "new_password": "another long password" });
+    let sensitive = [
+        (Method::PUT, "/v1/me/password", Some(new_password.clone())),
+        (
+            Method::PATCH,
+            "/v1/me",
+            Some(json!({ "email": "new@example.com", "current_password": PASSWORD })),
+        ),
+        (
+            Method::DELETE,
+            "/v1/me",
+            Some(json!({ "password": PASSWORD })),
+        ),
+        (Method::POST, "/v1/me/mfa/totp", None),
+        (Method::POST, "/v1/me/mfa/recovery-codes", None),
+        (
+            Method::DELETE,
+            "/v1/me/mfa/totp",
+            Some(json!({ "password": PASSWORD, "code": ada.code(ada.step + 1) })),
+        ),
+    ];
+    // The enrolling session proved only the password.
+    for (method, path, body) in &sensitive {
+        let response = app
+            .call(method.clone(), path, &ada.access_token, body.as_ref())
+            .await;
+        let problem = assert_problem(response, StatusCode::FORBIDDEN, "mfa_required").await;
+        assert!(
+            problem["detail"]
+                .as_str()
+                .unwrap()
+                .contains("/v1/auth/mfa/step-up")
+        );
+    }
+    // A rename is not sensitive.
+    let rename = app
+        .call(
+            Method::PATCH,
+            "/v1/me",
+            &ada.access_token,
+            Some(&json!({ "name": "Ada" })),
+        )
+        .await;
+    assert_eq!(rename.status(), StatusCode::OK);
+
+    let wrong = step_up(
+        &app,
+        &ada.access_token,
+        json!({ "code": ada.code(ada.step) }),
+    )
+    .await;
+    assert_problem(wrong, StatusCode::UNAUTHORIZED, "invalid_mfa_code").await;
+    let response = step_up(
+        &app,
+        &ada.access_token,
+        json!({ "code": ada.code(ada.step + 1) }),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["aal"], "aal2");
+    let raised = body["access_token"].as_str().unwrap();
+    assert_eq!(claims(raised)["amr"], json!(["pwd", "otp"]));
+    let changed = app
+        .call(Method::PUT, "/v1/me/password", raised, Some(&new_password))
+        .await;
+    assert_eq!(changed.status(), StatusCode::NO_CONTENT);
+}
+
+#[tokio::test]
+async fn an_aal2_token_whose_factor_was_proved_long_ago_must_step_up_again() {
+    let app = spawn_app().await;
+    let ada = enrolled(&app, "ada@example.com").await;
+    let mfa_token = challenged(&app, "ada@example.com").await;
+    let tokens: Value = verify(&app, &mfa_token, json!({ "code": ada.code(ada.step + 1) }))
+        .await
+        .json()
+        .await
+        .unwrap();
+    // As if the code had been typed in 2000: a refresh keeps that authentication time.
+    sqlx::query(
+        "UPDATE sessions SET auth_time = '2000-01-01T00:00:00+00:00' WHERE amr = 'pwd otp'",
+    )
+    .execute(&app.db)
+    .await
+    .unwrap();
+    let refreshed: Value = app
+        .refresh(tokens["refresh_token"].as_str().unwrap())
+        .await
+        .json()
+        .await
+        .unwrap();
+    let old = refreshed["access_token"].as_str().unwrap();
+    assert_eq!(claims(old)["aal"], "aal2");
+    let response = app
+        .call(Method::POST, "/v1/me/mfa/recovery-codes", old, None)
+        .await;
+    assert_problem(response, StatusCode::FORBIDDEN, "mfa_required").await;
+}
+
+#[tokio::test]
+async fn confirming_regenerating_and_disabling_end_the_other_sessions() {
+    let app = spawn_app().await;
+    app.signed_up("ada@example.com").await;
+    let other: Value = app
+        .login("ada@example.com", PASSWORD)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let other = other["access_token"].as_str().unwrap().to_owned();
+    let signed_up: Value = app
+        .login("ada@example.com", PASSWORD)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let token = signed_up["access_token"].as_str().unwrap();
+    let started = start(&app, token).await;
+    let secret =
+        TotpSecret::from_bytes(base32_decode(started["secret"].as_str().unwrap()).unwrap());
+    let step = settled_step().await - 1;
+    assert_eq!(app.me(&other).await.status(), StatusCode::OK);
+    assert_eq!(
+        confirm(&app, token, &secret.code_at(step)).await.status(),
+        StatusCode::OK
+    );
+    assert_eq!(app.me(&other).await.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(app.me(token).await.status(), StatusCode::OK);
+
+    // Regenerating: the old codes die, the new work, other sessions end.
+    let body: Value = step_up(&app, token, json!({ "code": secret.code_at(step + 1) }))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let raised = body["access_token"].as_str().unwrap();
+    let mfa_token = challenged(&app, "ada@example.com").await;
+    let old_codes: Value = app
+        .call(Method::POST, "/v1/me/mfa/recovery-codes", raised, None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let response = app
+        .call(Method::POST, "/v1/me/mfa/recovery-codes", raised, None)
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let new_codes: Value = response.json().await.unwrap();
+    assert_ne!(old_codes, new_codes);
+    let response = verify(
+        &app,
+        &mfa_token,
+        json!({ "recovery_code": old_codes["recovery_codes"][0] }),
+    )
+    .await;
+    assert_problem(response, StatusCode::UNAUTHORIZED, "invalid_mfa_code").await;
+    let response = verify(
+        &app,
+        &mfa_token,
+        json!({ "recovery_code": new_codes["recovery_codes"][0] }),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let elsewhere: Value = response.json().await.unwrap();
+    let elsewhere = elsewhere["access_token"].as_str().unwrap();
+
+    // Disabling: the password and a code, both right.
+    let wrong_password =
+        json!({ "password": "not the password", "recovery_code": new_codes["recovery_codes"][1] });
+    let response = app
+        .call(
+            Method::DELETE,
+            "/v1/me/mfa/totp",
+            raised,
+            Some(&wrong_password),
+        )
+        .await;
+    assert_problem(response, StatusCode::UNAUTHORIZED, "invalid_credentials").await;
+    let wrong_code =
+        json!({ "password": PASSWORD, "recovery_code": old_codes["recovery_codes"][1] });
+    let response = app
+        .call(Method::DELETE, "/v1/me/mfa/totp", raised, Some(&wrong_code))
+        .await;
+    assert_problem(response, StatusCode::UNAUTHORIZED, "invalid_mfa_code").await;
+    assert_eq!(app.count("SELECT COUNT(*) FROM mfa_totp").await, 1);
+    let right = json!({ "password": PASSWORD, "recovery_code": new_codes["recovery_codes"][1] });
+    let response = app
+        .call(Method::DELETE, "/v1/me/mfa/totp", raised, Some(&right))
+        .await;
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    assert_eq!(app.me(elsewhere).await.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(app.count("SELECT COUNT(*) FROM mfa_totp").await, 0);
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM mfa_recovery_codes").await,
+        0
+    );
+    let login: Value = app
+        .login("ada@example.com", PASSWORD)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(login["access_token"].is_string());
+}
+
+#[tokio::test]
+async fn an_admin_resets_a_users_second_factor_but_not_their_own() {
+    let (app, admin) = spawn_app_with_admin().await;
+    let admin_token = admin["access_token"].as_str().unwrap();
+    let ada = enrolled(&app, "ada@example.com").await;
+    let ada_id = claims(&ada.access_token)["sub"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let admin_id = claims(admin_token)["sub"].as_str().unwrap().to_owned();
+
+    let by_user = app
+        .call(
+            Method::DELETE,
+            &format!("/v1/users/{ada_id}/mfa"),
+            &ada.access_token,
+            None,
+        )
+        .await;
+    assert_problem(by_user, StatusCode::FORBIDDEN, "forbidden").await;
+    let own = app
+        .call(
+            Method::DELETE,
+            &format!("/v1/users/{admin_id}/mfa"),
+            admin_token,
+            None,
+        )
+        .await;
+    assert_problem(own, StatusCode::FORBIDDEN, "own_mfa_reset").await;
+
+    let reset = app
+        .call(
+            Method::DELETE,
+            &format!("/v1/users/{ada_id}/mfa"),
+            admin_token,
+            None,
+        )
+        .await;
+    assert_eq!(reset.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        app.me(&ada.access_token).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    let login: Value = app
+        .login("ada@example.com", PASSWORD)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(login["access_token"].is_string());
+    let again = app
+        .call(
+            Method::DELETE,
+            &format!("/v1/users/{ada_id}/mfa"),
+            admin_token,
+            None,
+        )
+        .await;
+    assert_problem(again, StatusCode::CONFLICT, "mfa_conflict").await;
 }
