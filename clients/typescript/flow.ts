@@ -94,8 +94,10 @@ async function main(): Promise<void> {
   // Log in: 200 with a new pair.
   const loggedIn = await api.POST("/v1/auth/login", { body: { email, password } });
   assert.equal(loggedIn.response.status, 200);
-  assert.ok(loggedIn.data);
-  const tokens: TokenResponse = loggedIn.data;
+  // A login answers a token pair, or a challenge for an account with a second factor.
+  const loggedInData = loggedIn.data;
+  assert.ok(loggedInData && "access_token" in loggedInData);
+  const tokens: TokenResponse = loggedInData;
   assert.ok(tokens.expires_in > 0);
   console.log(`login    200 expires_in ${tokens.expires_in}`);
 
