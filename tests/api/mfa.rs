@@ -640,4 +640,13 @@ async fn an_admin_resets_a_users_second_factor_but_not_their_own() {
         )
         .await;
     assert_problem(again, StatusCode::CONFLICT, "mfa_conflict").await;
+    let nobody = app
+        .call(
+            Method::DELETE,
+            &format!("/v1/users/{}/mfa", uuid::Uuid::new_v4()),
+            admin_token,
+            None,
+        )
+        .await;
+    assert_problem(nobody, StatusCode::NOT_FOUND, "not_found").await;
 }

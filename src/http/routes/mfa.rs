@@ -211,6 +211,9 @@ pub async fn admin_reset(
     if user_id == admin.user_id {
         return Err(ApiError::OwnMfaReset);
     }
+    if state.store.user_by_id(user_id).await?.is_none() {
+        return Err(ApiError::NotFound("no user has this id".into()));
+    }
     state.mfa.disable(user_id, None).await?;
     state
         .sessions
