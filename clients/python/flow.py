@@ -32,7 +32,6 @@ from latchkey_client.models import (
     LoginRequest,
     LogoutScope,
     MfaChallenge,
-    MfaFactorRequest,
     MfaVerifyRequest,
     Problem,
     RecoveryCodes,
@@ -40,6 +39,7 @@ from latchkey_client.models import (
     Role,
     SignupRequest,
     TokenResponse,
+    TotpConfirmRequest,
     TotpEnrollment,
     User,
 )
@@ -72,7 +72,7 @@ def mfa_flow(base_url: str, client: Client, password: str) -> None:
     # A code is accepted once per step: confirm with this step's, verify with the next one's
     # (within the server's one step of skew).
     step = int(time.time()) // 30
-    codes = confirm_totp_enrollment.sync(client=session, body=MfaFactorRequest(code=totp(enrollment.secret, step)))
+    codes = confirm_totp_enrollment.sync(client=session, body=TotpConfirmRequest(code=totp(enrollment.secret, step)))
     assert isinstance(codes, RecoveryCodes) and len(codes.recovery_codes) == 10, codes
     print("mfa      enrolled, 10 recovery codes")
     out = logout.sync_detailed(client=session, scope=LogoutScope.LOCAL)

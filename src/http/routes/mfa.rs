@@ -69,18 +69,6 @@ impl FactorBody {
             )])),
         }
     }
-
-    /// Only a TOTP code (enrollment's confirmation).
-    fn totp_only(&self) -> Result<TotpCode, ApiError> {
-        match self.parse()? {
-            SecondFactor::Totp(code) => Ok(code),
-            SecondFactor::RecoveryCode(_) => Err(ApiError::Validation(vec![FieldError::new(
-                "recovery_code",
-                "invalid",
-                "a code from the authenticator app is needed here",
-            )])),
-        }
-    }
 }
 
 /// For an account with a second factor, a sensitive change needs an `aal2` token whose factor
@@ -143,6 +131,12 @@ pub async fn start_totp(state: web::Data<AppState>, caller: AuthUser) -> ApiResu
     }))
 }
 
+/// Enrollment's confirmation: a code from the app (never a recovery code, there are none yet).
+#[derive(Deserialize)]
+pub struct ConfirmBody {
+    code: String,
+}
+
 #[derive(Serialize)]
 struct RecoveryCodes {
     recovery_codes: Vec<String>,
@@ -154,9 +148,10 @@ pub async fn confirm_totp(
     state: web::Data<AppState>,
     caller: AuthUser,
     ClientIp(ip): ClientIp,
-    JsonBody(body): JsonBody<FactorBody>,
+    JsonBody(body): JsonBody<ConfirmBody>,
 ) -> ApiResult {
-    let code = body.totp_only()?;
+    let code = TotpCode::parse(&body.code)
+        .map_err(|msg| ApiError::Validation(vec![FieldError::new("code", "invalid", msg)]))?;
     let credentials = own_credentials(&state, &caller).await?;
     let account = credentials.user.email.as_str();
     state.limits.password_attempt(ip, account).await?;

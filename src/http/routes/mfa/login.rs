@@ -54,7 +54,8 @@ pub async fn verify_challenge(
         .user_by_id(challenge.user_id)
         .await?
         .ok_or(ApiError::InvalidMfaToken)?;
-    state.limits.password_attempt(ip, &user.email).await?;
+    // The address was counted above: the account's lockout and allowance now.
+    state.limits.account_attempt(ip, &user.email, None).await?;
     let completed = state.mfa.complete(&challenge, &factor).await;
     let proof = counted(&state, ip, &user.email, completed).await?;
     if user.disabled {
