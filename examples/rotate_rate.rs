@@ -10,7 +10,7 @@
 use std::time::{Duration, Instant};
 
 use chrono::TimeDelta;
-use latchkey::auth::{JwtSecret, RefreshToken, RefreshTokens, random_token};
+use latchkey::auth::{AuthMethods, JwtSecret, RefreshToken, RefreshTokens, random_token};
 use latchkey::domain::Email;
 use latchkey::store::{self, NewRefreshToken, NewSession, RefreshOutcome};
 use uuid::Uuid;
@@ -59,6 +59,7 @@ async fn main() -> anyhow::Result<()> {
             expires_at: first.created_at + TimeDelta::days(90),
             user_agent: Some("rotate_rate".to_owned()),
             ip: Some("127.0.0.1".to_owned()),
+            methods: AuthMethods::Password,
         };
         store.create_session(&session, &first, u32::MAX).await?;
         tasks.push(tokio::spawn(async move {

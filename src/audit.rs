@@ -116,6 +116,13 @@ pub enum AuditEvent<'a> {
     AdminBootstrapRefused {
         email: &'a Email,
     },
+    /// A second factor enabled, its recovery codes regenerated, turned off, reset by an admin,
+    /// or proved for a step-up (`action`).
+    MfaChanged {
+        user_id: Uuid,
+        by: Uuid,
+        action: &'static str,
+    },
     /// `latchkey keys rotate`: the next generated key signs now, the current one is previous.
     SigningKeyRotated {
         alg: &'static str,
@@ -137,6 +144,11 @@ pub fn record(event: AuditEvent<'_>) {
         | AuditEvent::SessionRevoked { .. }
         | AuditEvent::PasswordChanged { .. }
         | AuditEvent::PasswordReset { .. } => record_session_or_password(event),
+        AuditEvent::MfaChanged {
+            user_id,
+            by,
+            action,
+        } => audit!(info, "mfa_changed", %user_id, %by, action, "second factor changed"),
         AuditEvent::EmailChangeRequested { .. }
         | AuditEvent::EmailChanged { .. }
         | AuditEvent::EmailVerified { .. }

@@ -167,6 +167,19 @@ pub struct TokenSettings {
     #[arg(long, env = "LATCHKEY_MAX_SESSIONS_PER_USER", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub max_sessions_per_user: u32,
 
+    /// Seconds an `mfa_token` (a login's challenge for the second factor) lives; 30 to 300.
+    #[arg(long, env = "LATCHKEY_MFA_TOKEN_TTL", default_value_t = 300, value_parser = clap::value_parser!(u64).range(30..=300))]
+    pub mfa_token_ttl: u64,
+
+    /// Seconds after the second factor was proved during which a token may change the password,
+    /// email or second factor, or delete the account (step-up); 60 to 3600.
+    #[arg(long, env = "LATCHKEY_MFA_STEP_UP_MAX_AGE", default_value_t = 600, value_parser = clap::value_parser!(u64).range(60..=3600))]
+    pub mfa_step_up_max_age: u64,
+
+    /// The issuer authenticator apps show beside the account.
+    #[arg(long, env = "LATCHKEY_MFA_ISSUER", default_value = "Latchkey")]
+    pub mfa_issuer: String,
+
     /// Seconds after a refresh during which the same refresh token may be presented again (two
     /// tabs refreshing at once) and gets the same new token instead of revoking the session. At
     /// most 300: longer, a stolen token replayed later would also pass as a concurrent refresh.

@@ -13,6 +13,7 @@ mod io_error;
 pub mod keys;
 pub mod mail;
 pub mod metrics;
+pub mod mfa;
 pub mod sessions;
 pub mod startup;
 pub mod store;

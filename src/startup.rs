@@ -15,7 +15,9 @@ use tokio::task::JoinHandle;
 use crate::abuse::{Limits, TrustedProxies};
 use crate::accounts::{self, BootstrapOutcome};
 use crate::audit::{self, AuditEvent};
-use crate::auth::{AccessTokens, DeviceTokens, PasswordHasher, RefreshTokens, RevocationList};
+use crate::auth::{
+    AccessTokens, DeviceTokens, MfaKeys, PasswordHasher, RefreshTokens, RevocationList,
+};
 use crate::config::Config;
 use crate::domain::{Email, Password};
 use crate::http::cookie::{CSRF_HEADER, RefreshCookie};
@@ -25,6 +27,7 @@ use crate::http::{AppState, routes};
 use crate::keys;
 use crate::mail::{EmailFlows, MailWorker};
 use crate::metrics::Metrics;
+use crate::mfa::Mfa;
 use crate::sessions::Sessions;
 use crate::store::{self, Database, Store};
 use crate::tasks;
@@ -149,7 +152,15 @@ async fn app_state(
     ];
     tasks.extend(tasks::spawn_checkpointer(store.clone()));
     tasks.extend(keys.spawn_reloader(store.clone(), &config.tokens));
+    let mfa = Mfa::new(
+        store.clone(),
+        MfaKeys::new(keys.secrets.signing_secret()),
+        &config.tokens.mfa_issuer,
+        TimeDelta::seconds(i64::try_from(config.tokens.mfa_token_ttl)?),
+        TimeDelta::seconds(i64::try_from(config.tokens.mfa_step_up_max_age)?),
+    );
     let state = web::Data::new(AppState {
+        mfa,
         limits,
         trusted_proxies,
         refresh_tokens: RefreshTokens::new(keys.secrets.signing_secret()),

@@ -6,30 +6,90 @@ Generate and install the SDK first (see README, "Client SDKs and the browser exa
 
 signup -> login -> me -> refresh -> logout -> me is 401, plus typed error handling: a second
 signup with the same email is a 409 `Problem` with code `email_taken`, a wrong password a 401
-`Problem` with code `invalid_credentials`. Exits non-zero on the first failed assertion.
+`Problem` with code `invalid_credentials`. Then the second factor: enroll TOTP -> confirm ->
+logout -> login is a challenge -> code -> tokens at aal2. Exits non-zero on the first failed
+assertion.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
+import json
+import struct
 import sys
+import time
 import uuid
 from http import HTTPStatus
 
 from latchkey_client import AuthenticatedClient, Client
-from latchkey_client.api.auth import login, logout, refresh, signup
+from latchkey_client.api.auth import login, logout, refresh, signup, verify_mfa
 from latchkey_client.api.health import healthz
-from latchkey_client.api.me import get_me
+from latchkey_client.api.me import confirm_totp_enrollment, get_me, start_totp_enrollment
 from latchkey_client.models import (
     Health,
     LoginRequest,
     LogoutScope,
+    MfaChallenge,
+    MfaVerifyRequest,
     Problem,
+    RecoveryCodes,
     RefreshRequest,
     Role,
     SignupRequest,
     TokenResponse,
+    TotpConfirmRequest,
+    TotpEnrollment,
     User,
 )
+
+
+def totp(secret: str, step: int) -> str:
+    """RFC 6238 with HMAC-SHA1, 6 digits, for the 30-second step `step`."""
+    key = base64.b32decode(secret + "=" * (-len(secret) % 8))
+    digest = hmac.new(key, struct.pack(">Q", step), hashlib.sha1).digest()
+    offset = digest[19] & 0x0F
+    value = struct.unpack(">I", digest[offset : offset + 4])[0] & 0x7FFFFFFF
+    return f"{value % 1_000_000:06d}"
+
+
+def claims(access_token: str) -> dict:
+    payload = access_token.split(".")[1]
+    return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+
+
+def mfa_flow(base_url: str, client: Client, password: str) -> None:
+    """Enroll TOTP, log out, log in: a challenge, then the code gets tokens at aal2."""
+    email = f"py-mfa-{uuid.uuid4().hex[:12]}@example.com"
+    created = signup.sync(client=client, body=SignupRequest(email=email, password=password))
+    assert isinstance(created, TokenResponse), created
+    session = authed(base_url, created.access_token)
+    enrollment = start_totp_enrollment.sync(client=session)
+    assert isinstance(enrollment, TotpEnrollment), enrollment
+    assert enrollment.otpauth_uri.startswith("otpauth://totp/"), enrollment.otpauth_uri
+    assert enrollment.qr_code.startswith("data:image/svg+xml;base64,")
+    # A code is accepted once per step: confirm with this step's, verify with the next one's
+    # (within the server's one step of skew).
+    step = int(time.time()) // 30
+    codes = confirm_totp_enrollment.sync(client=session, body=TotpConfirmRequest(code=totp(enrollment.secret, step)))
+    assert isinstance(codes, RecoveryCodes) and len(codes.recovery_codes) == 10, codes
+    print("mfa      enrolled, 10 recovery codes")
+    out = logout.sync_detailed(client=session, scope=LogoutScope.LOCAL)
+    assert out.status_code == HTTPStatus.NO_CONTENT, out.status_code
+
+    challenge = login.sync(client=client, body=LoginRequest(email=email, password=password))
+    assert isinstance(challenge, MfaChallenge) and challenge.mfa_required, challenge
+    print(f"login    200 mfa_required, expires_in {challenge.expires_in}")
+    tokens = verify_mfa.sync(
+        client=client,
+        body=MfaVerifyRequest(mfa_token=challenge.mfa_token, code=totp(enrollment.secret, step + 1)),
+    )
+    assert isinstance(tokens, TokenResponse), tokens
+    assert claims(tokens.access_token)["aal"] == "aal2"
+    me = get_me.sync(client=authed(base_url, tokens.access_token))
+    assert isinstance(me, User) and me.email == email, me
+    print("mfa      200 tokens at aal2, me 200")
 
 
 def authed(base_url: str, access_token: str) -> AuthenticatedClient:
@@ -112,6 +172,8 @@ def main(base_url: str) -> None:
     assert isinstance(dead.parsed, Problem), dead.parsed
     assert dead.parsed.code == "invalid_refresh_token", dead.parsed
     print(f"refresh  401 {dead.parsed.code}")
+
+    mfa_flow(base_url, client, password)
 
     print("python sdk flow: ok")
 

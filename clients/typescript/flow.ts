@@ -5,10 +5,12 @@
 //
 // signup -> login -> me -> refresh -> logout -> me is 401, plus typed error handling: a second
 // signup with the same email is a 409 Problem with code `email_taken`, a wrong password a 401
-// Problem with code `invalid_credentials`. Any failed assertion throws and exits non-zero.
+// Problem with code `invalid_credentials`. Then the second factor: enroll TOTP -> confirm ->
+// logout -> login is a challenge -> code -> tokens at aal2. Any failed assertion throws and
+// exits non-zero.
 
 import assert from "node:assert/strict";
-import { randomUUID } from "node:crypto";
+import { createHmac, randomUUID } from "node:crypto";
 
 import createClient from "openapi-fetch";
 
@@ -49,6 +51,58 @@ function typeLevelChecks(): void {
   void ((problem: Problem): number => problem.code);
 }
 void typeLevelChecks;
+
+/** RFC 6238 with HMAC-SHA1, 6 digits, for the 30-second step `step` of a base32 secret. */
+function totp(secret: string, step: number): string {
+  const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+  let bits = "";
+  for (const c of secret.replace(/=+$/, "")) bits += alphabet.indexOf(c).toString(2).padStart(5, "0");
+  const key = Buffer.from((bits.match(/.{8}/g) ?? []).map((byte) => parseInt(byte, 2)));
+  const counter = Buffer.alloc(8);
+  counter.writeBigUInt64BE(BigInt(step));
+  const digest = createHmac("sha1", key).update(counter).digest();
+  const offset = (digest[19] ?? 0) & 0x0f;
+  return String((digest.readUInt32BE(offset) & 0x7fffffff) % 1_000_000).padStart(6, "0");
+}
+
+/** Enroll TOTP, log out, log in: a challenge, then the code gets tokens at aal2. */
+async function mfaFlow(password: string): Promise<void> {
+  const email = `ts-mfa-${randomUUID().slice(0, 12)}@example.com`;
+  const created = await api.POST("/v1/auth/signup", { body: { email, password } });
+  const createdData = created.data;
+  assert.ok(createdData && "access_token" in createdData);
+  const session = bearer(createdData.access_token);
+  const started = await api.POST("/v1/me/mfa/totp", { headers: session });
+  assert.ok(started.data);
+  const secret = started.data.secret;
+  assert.match(started.data.otpauth_uri, /^otpauth:\/\/totp\//);
+  // A code is accepted once per step: confirm with this step's, verify with the next one's
+  // (within the server's one step of skew).
+  const step = Math.floor(Date.now() / 1000 / 30);
+  const confirmed = await api.POST("/v1/me/mfa/totp/confirm", {
+    headers: session,
+    body: { code: totp(secret, step) },
+  });
+  assert.equal(confirmed.data?.recovery_codes.length, 10);
+  console.log("mfa      enrolled, 10 recovery codes");
+  const out = await api.POST("/v1/auth/logout", { params: { query: { scope: "local" } }, headers: session });
+  assert.equal(out.response.status, 204);
+
+  const challenged = await api.POST("/v1/auth/login", { body: { email, password } });
+  const challenge = challenged.data;
+  assert.ok(challenge && "mfa_token" in challenge && challenge.mfa_required);
+  console.log(`login    200 mfa_required, expires_in ${challenge.expires_in}`);
+  const verified = await api.POST("/v1/auth/mfa/verify", {
+    body: { mfa_token: challenge.mfa_token, code: totp(secret, step + 1) },
+  });
+  assert.ok(verified.data);
+  const tokens: TokenResponse = verified.data;
+  const claims = JSON.parse(Buffer.from(tokens.access_token.split(".")[1] ?? "", "base64url").toString());
+  assert.equal(claims.aal, "aal2");
+  const me = await api.GET("/v1/me", { headers: bearer(tokens.access_token) });
+  assert.equal(me.data?.email, email);
+  console.log("mfa      200 tokens at aal2, me 200");
+}
 
 /** In body mode (the default) the refresh token is in the token response; in cookie mode it is not. */
 function refreshTokenOf(tokens: TokenResponse): string {
@@ -94,8 +148,10 @@ async function main(): Promise<void> {
   // Log in: 200 with a new pair.
   const loggedIn = await api.POST("/v1/auth/login", { body: { email, password } });
   assert.equal(loggedIn.response.status, 200);
-  assert.ok(loggedIn.data);
-  const tokens: TokenResponse = loggedIn.data;
+  // A login answers a token pair, or a challenge for an account with a second factor.
+  const loggedInData = loggedIn.data;
+  assert.ok(loggedInData && "access_token" in loggedInData);
+  const tokens: TokenResponse = loggedInData;
   assert.ok(tokens.expires_in > 0);
   console.log(`login    200 expires_in ${tokens.expires_in}`);
 
@@ -143,6 +199,8 @@ async function main(): Promise<void> {
   });
   const deadProblem = expectProblem(dead.error, 401, "invalid_refresh_token");
   console.log(`refresh  401 ${deadProblem.code}`);
+
+  await mfaFlow(password);
 
   console.log("typescript sdk flow: ok");
 }

@@ -8,6 +8,7 @@ use jsonwebtoken::{DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::auth::AuthMethods;
 use crate::domain::Role;
 
 mod keys;
@@ -42,6 +43,31 @@ pub struct AccessClaims {
     pub iat: i64,
     pub exp: i64,
     pub jti: Uuid,
+    /// How the session's user authenticated (RFC 8176): `["pwd"]`, `["pwd","otp"]` or
+    /// `["pwd","recovery"]`. Tokens from before it existed read as `["pwd"]`.
+    #[serde(default = "password_only")]
+    pub amr: Vec<String>,
+    /// `aal1`, or `aal2` with a second factor.
+    #[serde(default = "aal1")]
+    pub aal: String,
+    /// When the user last proved a factor (OpenID Connect `auth_time`); a refresh keeps it.
+    #[serde(default)]
+    pub auth_time: i64,
+}
+
+fn password_only() -> Vec<String> {
+    AuthMethods::Password.amr()
+}
+
+fn aal1() -> String {
+    AuthMethods::Password.aal().to_owned()
+}
+
+impl AccessClaims {
+    /// Whether the token is of level `aal2` and its factor was proved at or after `since`.
+    pub fn aal2_since(&self, since: i64) -> bool {
+        self.aal == "aal2" && self.auth_time >= since
+    }
 }
 
 pub struct IssuedAccessToken {
@@ -213,11 +239,24 @@ impl AccessTokens {
         ttl + Duration::from_secs(LEEWAY_SECS)
     }
 
+    /// A token of a password-only session authenticated now.
     pub fn issue(
         &self,
         user_id: Uuid,
         session_id: Uuid,
         role: Role,
+    ) -> Result<IssuedAccessToken, jsonwebtoken::errors::Error> {
+        let now = Utc::now().timestamp();
+        self.issue_with(user_id, session_id, role, (AuthMethods::Password, now))
+    }
+
+    /// A token of a session authenticated with `methods` at `auth_time` (Unix seconds).
+    pub fn issue_with(
+        &self,
+        user_id: Uuid,
+        session_id: Uuid,
+        role: Role,
+        (methods, auth_time): (AuthMethods, i64),
     ) -> Result<IssuedAccessToken, jsonwebtoken::errors::Error> {
         let now = Utc::now().timestamp();
         let ttl = self.ttl.as_secs();
@@ -230,6 +269,9 @@ impl AccessTokens {
             iat: now,
             exp: now.saturating_add_unsigned(ttl),
             jti: Uuid::new_v4(),
+            amr: methods.amr(),
+            aal: methods.aal().to_owned(),
+            auth_time,
         };
         let active = self.active();
         let mut header = Header::new(self.alg.header_alg());

@@ -9,10 +9,12 @@ use rand::rngs::OsRng;
 
 mod device;
 mod jwt;
+mod mfa_keys;
 mod password;
 mod refresh;
 mod revocation;
 mod secret_strength;
+pub mod totp;
 
 pub use device::{DeviceClaim, DeviceTokens};
 pub use jwt::{
@@ -20,9 +22,11 @@ pub use jwt::{
     KeyRing, KeySet, KeyState, PrivateKey, PublicJwk, PublicKey, RotateRefused, SigningKeys,
     TokenError, any_key_from_pem,
 };
+pub use mfa_keys::{AuthMethods, MfaKeys, RECOVERY_CODES};
 pub use password::{PasswordHasher, Verification};
 pub use refresh::{PresentedRefresh, RefreshForm, RefreshToken, RefreshTokens};
 pub use revocation::RevocationList;
+pub use totp::{TotpCode, TotpSecret};
 
 /// 256 bits from the operating system's CSPRNG, base64url-encoded without padding.
 pub fn random_token() -> String {

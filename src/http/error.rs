@@ -75,6 +75,16 @@ pub enum ApiError {
     InvalidEmailChangeToken,
     #[error("this requires the admin role")]
     Forbidden,
+    #[error("this needs a recent second factor: POST /v1/auth/mfa/step-up with a code first")]
+    MfaRequired,
+    #[error("the mfa_token is invalid, expired or used up; log in again")]
+    InvalidMfaToken,
+    #[error("the code is wrong, expired or already used")]
+    InvalidMfaCode,
+    #[error("{0}")]
+    MfaConflict(&'static str),
+    #[error("an admin cannot reset their own second factor; turn it off with a code instead")]
+    OwnMfaReset,
     #[error("{0}")]
     CsrfFailed(&'static str),
     #[error("the change would leave no enabled admin")]
@@ -110,6 +120,11 @@ impl ApiError {
             Self::InvalidVerificationToken => "invalid_verification_token",
             Self::InvalidEmailChangeToken => "invalid_email_change_token",
             Self::Forbidden => "forbidden",
+            Self::MfaRequired => "mfa_required",
+            Self::InvalidMfaToken => "invalid_mfa_token",
+            Self::InvalidMfaCode => "invalid_mfa_code",
+            Self::MfaConflict(_) => "mfa_conflict",
+            Self::OwnMfaReset => "own_mfa_reset",
             Self::CsrfFailed(_) => "csrf_failed",
             Self::LastAdmin => "last_admin",
             Self::RateLimited(_) => "rate_limited",
@@ -154,14 +169,18 @@ impl ResponseError for ApiError {
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::EmailTaken | Self::LastAdmin => StatusCode::CONFLICT,
+            Self::EmailTaken | Self::LastAdmin | Self::MfaConflict(_) => StatusCode::CONFLICT,
             Self::AccountDisabled
             | Self::EmailNotVerified
             | Self::Forbidden
+            | Self::MfaRequired
+            | Self::OwnMfaReset
             | Self::CsrfFailed(_) => StatusCode::FORBIDDEN,
             Self::InvalidCredentials
             | Self::InvalidRefreshToken
             | Self::RefreshTokenReused
+            | Self::InvalidMfaToken
+            | Self::InvalidMfaCode
             | Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::DatabaseUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,

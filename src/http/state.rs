@@ -9,6 +9,7 @@ use crate::auth::{AccessTokens, DeviceTokens, PasswordHasher, RefreshTokens, Rev
 use crate::http::cookie::RefreshCookie;
 use crate::mail::EmailFlows;
 use crate::metrics::Metrics;
+use crate::mfa::Mfa;
 use crate::sessions::Sessions;
 use crate::store::Store;
 
@@ -16,6 +17,8 @@ pub struct AppState {
     /// Reads and writes that end no session; those that may go through `sessions`.
     pub store: Arc<dyn Store>,
     pub sessions: Sessions,
+    /// The second factor: enrollment, login challenges, step-up.
+    pub mfa: Mfa,
     pub limits: Arc<Limits>,
     pub trusted_proxies: TrustedProxies,
     /// Shared with the key reloader, which swaps in rotated generated keys.

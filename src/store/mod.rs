@@ -3,6 +3,7 @@
 //! per aggregate in `sql/`; what differs between them is the `seam`: how a pool is opened, how a
 //! write transaction starts, which migrations run, how other instances hear of revocations.
 
+mod mfa;
 mod model;
 mod postgres;
 mod refresh_chain;
@@ -23,10 +24,12 @@ use crate::abuse::SharedLimits;
 use crate::auth::{PresentedRefresh, RevocationList};
 use crate::domain::Email;
 
+pub use mfa::MfaStore;
 pub use model::{
     AccountChange, Backend, Credentials, EmailTokenPurpose, MailJob, MailKind, MailOutcome,
-    NewEmailToken, NewRefreshToken, NewSession, NewUser, PRUNE_BATCH, PoolStats, Pruned,
-    RefreshOutcome, RevokeScope, Rotation, SessionInfo, TokenCheck, User, UserChanges, UserQuery,
+    MfaChallenge, MfaProof, NewEmailToken, NewMfaChallenge, NewRefreshToken, NewSession, NewUser,
+    PRUNE_BATCH, PoolStats, Pruned, RefreshOutcome, RevokeScope, Rotation, SessionInfo, TokenCheck,
+    TotpRecord, User, UserChanges, UserQuery,
 };
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
@@ -86,7 +89,7 @@ impl From<sqlx::Error> for StoreError {
 }
 
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: MfaStore + Send + Sync + 'static {
     fn backend(&self) -> Backend;
 
     /// Applies the embedded migrations of this backend; returns how many were not applied yet.

@@ -3,6 +3,7 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use crate::auth::AuthMethods;
 use crate::domain::{DisplayName, Email, Role};
 
 /// Connection pool usage, for the metrics.
@@ -81,6 +82,8 @@ pub struct NewSession {
     pub expires_at: DateTime<Utc>,
     pub user_agent: Option<String>,
     pub ip: Option<String>,
+    /// How the user authenticated to start it.
+    pub methods: AuthMethods,
 }
 
 /// The stored form of a refresh token: its SHA-256 and its expiry.
@@ -94,6 +97,53 @@ pub struct NewRefreshToken {
 pub struct Rotation {
     pub user: User,
     pub session_id: Uuid,
+    /// How the session was authenticated, and when last: a refresh keeps both.
+    pub methods: AuthMethods,
+    pub auth_time: DateTime<Utc>,
+}
+
+/// An account's TOTP enrollment: its sealed secret, whether it is confirmed (active), and the
+/// last step a code was accepted for.
+pub struct TotpRecord {
+    pub sealed_secret: String,
+    pub confirmed: bool,
+    pub last_step: i64,
+}
+
+/// A password proved for an account with a second factor, waiting for the code.
+pub struct NewMfaChallenge {
+    pub id: Uuid,
+    pub token_hash: String,
+    pub user_id: Uuid,
+    pub ip: String,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// A live challenge, found by its token's hash.
+#[derive(Debug, sqlx::FromRow)]
+pub struct MfaChallenge {
+    pub id: Uuid,
+    pub user_id: Uuid,
+    pub ip: String,
+}
+
+/// What a second factor was proved with, spent with the challenge or step-up it completes.
+#[derive(Debug, Clone)]
+pub enum MfaProof {
+    /// A TOTP code, accepted for this step.
+    Step(i64),
+    /// A recovery code, by its stored hash.
+    RecoveryCode(String),
+}
+
+impl MfaProof {
+    pub fn methods(&self) -> AuthMethods {
+        match self {
+            Self::Step(_) => AuthMethods::PasswordAndOtp,
+            Self::RecoveryCode(_) => AuthMethods::PasswordAndRecoveryCode,
+        }
+    }
 }
 
 /// What a refresh token presented as proof of a session (cookie-mode logout) turned out to be.

@@ -22,6 +22,7 @@ mod logout;
 mod mail_log;
 mod mail_outbox;
 mod me;
+mod mfa;
 mod normalization;
 mod operations;
 mod password_reset;

@@ -5,6 +5,7 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::{FromRequest, HttpRequest};
 use uuid::Uuid;
 
+use crate::auth::AuthMethods;
 use crate::domain::Role;
 use crate::http::error::{ApiError, TokenProblem};
 
@@ -19,6 +20,10 @@ pub struct AuthUser {
     pub user_id: Uuid,
     pub session_id: Uuid,
     pub role: Role,
+    /// How the session authenticated, from the token's `amr`.
+    pub methods: AuthMethods,
+    /// The token's `auth_time`: when the session last proved a factor.
+    pub auth_time: i64,
 }
 
 /// A validly signed, unexpired access token whose session may since have been revoked. Only for
@@ -89,6 +94,8 @@ fn verify(req: &HttpRequest) -> Result<VerifiedToken, ApiError> {
             user_id: claims.sub,
             session_id: claims.sid,
             role: claims.role,
+            methods: AuthMethods::parse(&claims.amr.join(" ")),
+            auth_time: claims.auth_time,
         },
     })
 }

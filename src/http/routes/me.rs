@@ -9,6 +9,7 @@ use crate::audit::{self, AuditEvent};
 use crate::domain::{DisplayName, Email, Password};
 use crate::http::error::{ApiError, ApiResult, FieldError, TokenProblem};
 use crate::http::extract::{AuthUser, ClientIp, JsonBody, non_null};
+use crate::http::routes::mfa::require_recent_mfa;
 use crate::http::state::AppState;
 use crate::mail::log_unqueued;
 use crate::store::{self, Credentials, StoreError, User, UserChanges};
@@ -56,6 +57,7 @@ pub async fn update_me(
     let credentials = own_credentials(&state, &caller).await?;
     let email = email.filter(|email| email.as_str() != credentials.user.email);
     if let Some(new_email) = &email {
+        require_recent_mfa(&state, &caller).await?;
         check_email_change(&state, ip, &credentials, &body, new_email).await?;
     }
     let changes = UserChanges {
@@ -151,6 +153,7 @@ pub async fn change_password(
     let new_password = Password::parse(body.new_password).map_err(|msg| {
         ApiError::Validation(vec![FieldError::new("new_password", "invalid", msg)])
     })?;
+    require_recent_mfa(&state, &caller).await?;
     let credentials = own_credentials(&state, &caller).await?;
     check_password(&state, ip, &credentials, &body.current_password).await?;
     let hash = state.hasher.hash(&new_password).await?;
@@ -179,6 +182,7 @@ pub async fn delete_me(
     ClientIp(ip): ClientIp,
     JsonBody(body): JsonBody<DeleteMeBody>,
 ) -> ApiResult {
+    require_recent_mfa(&state, &caller).await?;
     let credentials = own_credentials(&state, &caller).await?;
     check_password(&state, ip, &credentials, &body.password).await?;
     let at = store::now();
@@ -193,7 +197,10 @@ pub async fn delete_me(
     Ok(HttpResponse::NoContent().finish())
 }
 
-async fn own_credentials(state: &AppState, caller: &AuthUser) -> Result<Credentials, ApiError> {
+pub(super) async fn own_credentials(
+    state: &AppState,
+    caller: &AuthUser,
+) -> Result<Credentials, ApiError> {
     state
         .store
         .credentials_by_id(caller.user_id)
@@ -203,7 +210,7 @@ async fn own_credentials(state: &AppState, caller: &AuthUser) -> Result<Credenti
 
 /// A wrong current password is a failed login: 401, the same answer as a bad login, and it
 /// counts against the same rate limits and lockout.
-async fn check_password(
+pub(super) async fn check_password(
     state: &AppState,
     ip: IpAddr,
     credentials: &Credentials,

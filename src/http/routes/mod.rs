@@ -7,6 +7,7 @@ mod health;
 mod jwks;
 mod me;
 mod metrics;
+mod mfa;
 mod openapi;
 mod password;
 mod sessions;
@@ -21,6 +22,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(resource("/v1/auth/refresh").route(post().to(auth::refresh)))
         .service(resource("/v1/auth/logout").route(post().to(auth::logout)))
         .service(resource("/v1/auth/verify").route(get().to(auth::verify)))
+        .service(resource("/v1/auth/mfa/verify").route(post().to(mfa::verify_challenge)))
+        .service(resource("/v1/auth/mfa/step-up").route(post().to(mfa::step_up)))
         .service(resource("/v1/auth/password/forgot").route(post().to(password::forgot_password)))
         .service(resource("/v1/auth/password/reset").route(post().to(password::reset_password)))
         .service(resource("/v1/auth/email/verify").route(post().to(email::verify_email)))
@@ -35,6 +38,15 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route(delete().to(me::delete_me)),
         )
         .service(resource("/v1/me/password").route(put().to(me::change_password)))
+        .service(
+            resource("/v1/me/mfa/totp")
+                .route(post().to(mfa::start_totp))
+                .route(delete().to(mfa::disable_totp)),
+        )
+        .service(resource("/v1/me/mfa/totp/confirm").route(post().to(mfa::confirm_totp)))
+        .service(
+            resource("/v1/me/mfa/recovery-codes").route(post().to(mfa::regenerate_recovery_codes)),
+        )
         .service(resource("/v1/me/sessions").route(get().to(sessions::list_sessions)))
         .service(resource("/v1/me/sessions/{id}").route(delete().to(sessions::delete_session)))
         .service(resource("/v1/users").route(get().to(users::list_users)))
@@ -44,6 +56,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route(patch().to(users::update_user))
                 .route(delete().to(users::delete_user)),
         )
+        .service(resource("/v1/users/{id}/mfa").route(delete().to(mfa::admin_reset)))
         .service(resource("/.well-known/jwks.json").route(get().to(jwks::jwks)))
         .service(resource("/healthz").route(get().to(health::healthz)))
         .service(resource("/readyz").route(get().to(health::readyz)))

@@ -76,7 +76,7 @@ enum Cutoff {
 /// their absolute lifetime, revoked long enough ago that no access token of theirs is left, or
 /// idle past their live refresh token; revocations no access token needs any more; expired
 /// mailed tokens; delivered mail (dead letters stay for the operator).
-const PRUNED: [(&str, &str, &str, Cutoff); 7] = [
+const PRUNED: [(&str, &str, &str, Cutoff); 8] = [
     ("refresh_tokens", "token_hash", "expires_at", Cutoff::Now),
     ("sessions", "id", "expires_at", Cutoff::Now),
     ("sessions", "id", "revoked_at", Cutoff::RevokedBefore),
@@ -89,6 +89,7 @@ const PRUNED: [(&str, &str, &str, Cutoff); 7] = [
     ),
     ("email_tokens", "token_hash", "expires_at", Cutoff::Now),
     ("mail_outbox", "id", "delivered_at", Cutoff::Now),
+    ("mfa_challenges", "id", "expires_at", Cutoff::Now),
 ];
 
 /// Deletes in batches of [`PRUNE_BATCH`], each its own short write transaction with a pause after

@@ -9,6 +9,7 @@
 
 mod email_tokens;
 mod maintenance;
+mod mfa;
 mod outbox;
 mod refresh;
 mod sessions;

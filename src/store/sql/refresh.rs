@@ -6,7 +6,8 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::{Db, Engine, sessions};
+use super::{Db, Engine, mfa, sessions};
+use crate::auth::AuthMethods;
 use crate::auth::{PresentedRefresh, RefreshForm};
 use crate::store::refresh_chain::{Chain, Standing, standing};
 use crate::store::rows::UserRow;
@@ -42,8 +43,9 @@ pub(super) async fn refresh_session(
             Ok(user) => user,
             Err(refused) => return Ok(refused),
         };
+        let rotation = rotation(&mut tx, user, session_id).await?;
         tx.commit().await?;
-        return Ok(RefreshOutcome::Rotated(Rotation { user, session_id }));
+        return Ok(RefreshOutcome::Rotated(rotation));
     }
     let session_id = match judge(&mut tx, presented, now, reuse_since).await? {
         Standing::JustRotated {
@@ -76,12 +78,30 @@ pub(super) async fn refresh_session(
         Err(refused) => return Ok(refused),
     };
     touch_session(&mut tx, session_id, now).await?;
+    let rotation = rotation(&mut tx, user, session_id).await?;
     tx.commit().await?;
-    Ok(RefreshOutcome::Replayed(Rotation { user, session_id }))
+    Ok(RefreshOutcome::Replayed(rotation))
+}
+
+/// A refresh keeps how its session was authenticated, and when.
+async fn rotation(
+    tx: &mut WriteTx<Db>,
+    user: User,
+    session_id: Uuid,
+) -> Result<Rotation, StoreError> {
+    let (amr, auth_time) = mfa::session_authn(tx, session_id).await?;
+    Ok(Rotation {
+        user,
+        session_id,
+        methods: AuthMethods::parse(&amr),
+        auth_time,
+    })
 }
 
 /// The user a refresh may go on for: the owner of a live session, verified when that is required.
 /// Otherwise the outcome to answer with.
+// The refusal is always a small variant (`Invalid`, `Unverified`), never a `Rotation`.
+#[allow(clippy::result_large_err)]
 fn admit_refresh(owner: Option<User>, require_verified: bool) -> Result<User, RefreshOutcome> {
     match owner {
         None => Err(RefreshOutcome::Invalid),

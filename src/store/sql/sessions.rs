@@ -155,8 +155,8 @@ pub(super) async fn insert_session(
 ) -> Result<(), StoreError> {
     sqlx::query(
         "INSERT INTO sessions (id, user_id, created_at, last_used_at, expires_at, user_agent, ip, \
-         refresh_hash, refresh_generation, refresh_expires_at) \
-         VALUES ($1, $2, $3, $3, $4, $5, $6, $7, 0, $8)",
+         refresh_hash, refresh_generation, refresh_expires_at, amr) \
+         VALUES ($1, $2, $3, $3, $4, $5, $6, $7, 0, $8, $9)",
     )
     .bind(session.id)
     .bind(session.user_id)
@@ -166,6 +166,7 @@ pub(super) async fn insert_session(
     .bind(session.ip.as_deref())
     .bind(&refresh.hash)
     .bind(refresh.expires_at)
+    .bind(session.methods.as_str())
     .execute(&mut **tx)
     .await?;
     Ok(())

@@ -8,10 +8,11 @@ use std::net::IpAddr;
 use super::{new_session, token_response};
 use crate::abuse::DeviceId;
 use crate::audit::{self, AuditEvent};
-use crate::auth::Verification;
+use crate::auth::{AuthMethods, Verification};
 use crate::domain::{Email, Password};
 use crate::http::error::{ApiError, ApiResult, FieldError};
 use crate::http::extract::{ClientIp, JsonBody};
+use crate::http::routes::mfa::challenge_response;
 use crate::http::state::AppState;
 use crate::mail::log_unqueued;
 use crate::store::{self, Credentials, User};
@@ -48,7 +49,15 @@ pub async fn login(
     admit(&state, &credentials.user).await?;
     upgrade_hash(&state, &credentials, &body.password, verification).await;
     let user = credentials.user;
-    let (session, refresh_token, refresh) = new_session(&state, &req, ip, user.id)?;
+    if let Some(challenge) = state
+        .mfa
+        .challenge(user.id, &ip.to_string(), store::now())
+        .await?
+    {
+        return Ok(challenge_response(challenge));
+    }
+    let (session, refresh_token, refresh) =
+        new_session(&state, &req, ip, user.id, AuthMethods::Password)?;
     state
         .sessions
         .start(&session, &refresh, state.max_sessions_per_user)
@@ -60,7 +69,12 @@ pub async fn login(
         ip,
         known_device: device.is_some(),
     });
-    token_response(HttpResponse::Ok(), &state, user, session.id, refresh_token)
+    let authn = (
+        session.id,
+        AuthMethods::Password,
+        session.created_at.timestamp(),
+    );
+    token_response(HttpResponse::Ok(), &state, user, authn, refresh_token)
 }
 
 impl LoginBody {

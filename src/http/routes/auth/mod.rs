@@ -19,7 +19,7 @@ use uuid::Uuid;
 
 use std::net::IpAddr;
 
-use crate::auth::RefreshToken;
+use crate::auth::{AuthMethods, RefreshToken};
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::AuthUser;
 use crate::http::state::AppState;
@@ -50,14 +50,16 @@ pub async fn verify(caller: AuthUser) -> HttpResponse {
         .insert_header(("X-Latchkey-User-Id", caller.user_id.to_string()))
         .insert_header(("X-Latchkey-Role", caller.role.as_str()))
         .insert_header(("X-Latchkey-Session-Id", caller.session_id.to_string()))
+        .insert_header(("X-Latchkey-Aal", caller.methods.aal()))
         .finish()
 }
 
-fn new_session(
+pub(super) fn new_session(
     state: &AppState,
     req: &HttpRequest,
     ip: IpAddr,
     user_id: Uuid,
+    methods: AuthMethods,
 ) -> Result<(NewSession, RefreshToken, NewRefreshToken), ApiError> {
     let session_id = Uuid::new_v4();
     let refresh_token = state.refresh_tokens.generate(session_id);
@@ -73,6 +75,7 @@ fn new_session(
             .and_then(|value| value.to_str().ok())
             .map(|agent| agent.chars().take(MAX_USER_AGENT_CHARS).collect()),
         ip: Some(ip.to_string()),
+        methods,
     };
     Ok((session, refresh_token, refresh))
 }
@@ -100,16 +103,16 @@ fn shifted(at: DateTime<Utc>, by: TimeDelta) -> Result<DateTime<Utc>, ApiError> 
     })
 }
 
-fn token_response(
+pub(super) fn token_response(
     mut builder: HttpResponseBuilder,
     state: &AppState,
     user: User,
-    session_id: Uuid,
+    (session_id, methods, auth_time): (Uuid, AuthMethods, i64),
     refresh_token: RefreshToken,
 ) -> ApiResult {
     let access = state
         .tokens
-        .issue(user.id, session_id, user.role)
+        .issue_with(user.id, session_id, user.role, (methods, auth_time))
         .map_err(|err| ApiError::Internal(err.into()))?;
     let refresh_token = if state.refresh_cookie.enabled() {
         state

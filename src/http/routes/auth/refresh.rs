@@ -62,7 +62,11 @@ pub async fn refresh(
             HttpResponse::Ok(),
             &state,
             rotation.user,
-            rotation.session_id,
+            (
+                rotation.session_id,
+                rotation.methods,
+                rotation.auth_time.timestamp(),
+            ),
             successor,
         ),
         RefreshOutcome::Reused {

@@ -8,6 +8,7 @@ use std::net::IpAddr;
 
 use super::{new_session, token_response};
 use crate::audit::{self, AuditEvent};
+use crate::auth::AuthMethods;
 use crate::domain::{DisplayName, Email, Password, Role};
 use crate::http::error::{ApiError, ApiResult, FieldError};
 use crate::http::extract::{ClientIp, JsonBody};
@@ -79,7 +80,8 @@ pub async fn signup(
     if state.email.verification_required() {
         return signup_pending_verification(&state, ip, new_user).await;
     }
-    let (session, refresh_token, refresh) = new_session(&state, &req, ip, new_user.id)?;
+    let (session, refresh_token, refresh) =
+        new_session(&state, &req, ip, new_user.id, AuthMethods::Password)?;
     let user = state
         .sessions
         .sign_up(&new_user, &session, &refresh)
@@ -98,7 +100,11 @@ pub async fn signup(
         HttpResponse::Created(),
         &state,
         user,
-        session.id,
+        (
+            session.id,
+            AuthMethods::Password,
+            session.created_at.timestamp(),
+        ),
         refresh_token,
     )
 }

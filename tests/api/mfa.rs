@@ -1,0 +1,652 @@
+//! The second factor: TOTP enrollment, the login challenge, recovery codes, step-up, an admin's
+//! reset. Codes are computed here from the secret the enrollment returns, for chosen steps.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use latchkey::auth::totp::{TotpSecret, base32_decode, step_of};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::helpers::{
+    PASSWORD, TestApp, assert_no_secrets, assert_problem, spawn_app, spawn_app_with,
+    spawn_app_with_admin,
+};
+
+/// The current TOTP step, at least three seconds before the next one begins, so that the steps
+/// either side of it are still within the server's skew window for the rest of the test's call.
+async fn settled_step() -> i64 {
+    loop {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64;
+        if now % 30 < 27 {
+            return step_of(now);
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+struct Enrolled {
+    secret: TotpSecret,
+    access_token: String,
+    recovery_codes: Vec<String>,
+    /// The step the confirmation spent.
+    step: i64,
+}
+
+impl Enrolled {
+    fn code(&self, step: i64) -> String {
+        self.secret.code_at(step)
+    }
+}
+
+fn claims(token: &str) -> Value {
+    let payload = token.split('.').nth(1).unwrap();
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
+}
+
+async fn start(app: &TestApp, token: &str) -> Value {
+    let response = app.call(Method::POST, "/v1/me/mfa/totp", token, None).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    response.json().await.unwrap()
+}
+
+async fn confirm(app: &TestApp, token: &str, code: &str) -> reqwest::Response {
+    app.call(
+        Method::POST,
+        "/v1/me/mfa/totp/confirm",
+        token,
+        Some(&json!({ "code": code })),
+    )
+    .await
+}
+
+/// Signs `email` up and enrolls it, confirming with the code of the step before the current one.
+async fn enrolled(app: &TestApp, email: &str) -> Enrolled {
+    let signed_up = app.signed_up(email).await;
+    let access_token = signed_up["access_token"].as_str().unwrap().to_owned();
+    let started = start(app, &access_token).await;
+    let secret =
+        TotpSecret::from_bytes(base32_decode(started["secret"].as_str().unwrap()).unwrap());
+    let step = settled_step().await - 1;
+    let response = confirm(app, &access_token, &secret.code_at(step)).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let body: Value = response.json().await.unwrap();
+    let recovery_codes = body["recovery_codes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|code| code.as_str().unwrap().to_owned())
+        .collect();
+    Enrolled {
+        secret,
+        access_token,
+        recovery_codes,
+        step,
+    }
+}
+
+/// Logs in with the right password and returns the challenge's `mfa_token`.
+async fn challenged(app: &TestApp, email: &str) -> String {
+    let response = app.login(email, PASSWORD).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["mfa_required"], true, "{body}");
+    body["mfa_token"].as_str().unwrap().to_owned()
+}
+
+async fn verify(app: &TestApp, mfa_token: &str, factor: Value) -> reqwest::Response {
+    let mut body = json!({ "mfa_token": mfa_token });
+    body.as_object_mut()
+        .unwrap()
+        .extend(factor.as_object().unwrap().clone());
+    app.post_json("/v1/auth/mfa/verify", &body).await
+}
+
+#[tokio::test]
+async fn enrollment_returns_the_secret_as_uri_and_qr_code_and_does_nothing_until_confirmed() {
+    let app = spawn_app().await;
+    let signed_up = app.signed_up("ada@example.com").await;
+    let token = signed_up["access_token"].as_str().unwrap();
+
+    let started = start(&app, token).await;
+
+    let secret = started["secret"].as_str().unwrap();
+    assert_eq!(base32_decode(secret).unwrap().len(), 20);
+    let uri = started["otpauth_uri"].as_str().unwrap();
+    assert!(
+        uri.starts_with("otpauth://totp/Latchkey:ada@example.com?secret="),
+        "{uri}"
+    );
+    assert!(uri.contains(secret));
+    let qr = started["qr_code"].as_str().unwrap();
+    assert!(qr.starts_with("data:image/svg+xml;base64,"));
+    // Stored encrypted: the database never holds the secret as the app shows it.
+    let stored: String = sqlx::query_scalar("SELECT secret FROM mfa_totp")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert!(!stored.contains(secret));
+    // Unconfirmed, the enrollment changes nothing: the password alone logs in.
+    let login: Value = app
+        .login("ada@example.com", PASSWORD)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(login["access_token"].is_string());
+    assert!(login.get("mfa_required").is_none());
+    // A wrong code does not confirm it.
+    let secret = TotpSecret::from_bytes(base32_decode(secret).unwrap());
+    let step = settled_step().await;
+    let wrong = format!(
+        "{:06}",
+        (secret.code_at(step).parse::<u32>().unwrap() + 1) % 1_000_000
+    );
+    assert_problem(
+        confirm(&app, token, &wrong).await,
+        StatusCode::UNAUTHORIZED,
+        "invalid_mfa_code",
+    )
+    .await;
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM mfa_recovery_codes").await,
+        0
+    );
+}
+
+#[tokio::test]
+async fn a_right_password_gets_a_challenge_and_the_code_gets_aal2_tokens() {
+    let app = spawn_app().await;
+    let ada = enrolled(&app, "ada@example.com").await;
+    assert_eq!(ada.recovery_codes.len(), 10);
+
+    let response = app.login("ada@example.com", PASSWORD).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let text = response.text().await.unwrap();
+    let challenge: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(challenge["mfa_required"], true);
+    assert_eq!(challenge["expires_in"], 300);
+    for token in ["access_token", "refresh_token", "device_token", "user"] {
+        assert!(
+            challenge.get(token).is_none(),
+            "the challenge holds {token}: {text}"
+        );
+    }
+    let sessions = app.count("SELECT COUNT(*) FROM sessions").await;
+
+    let response = verify(
+        &app,
+        challenge["mfa_token"].as_str().unwrap(),
+        json!({ "code": ada.code(ada.step + 1) }),
+    )
+    .await;
+
+    assert_eq!(response.status(), StatusCode::OK);
+    let text = response.text().await.unwrap();
+    assert_no_secrets(&text);
+    let tokens: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM sessions").await,
+        sessions + 1
+    );
+    let access = tokens["access_token"].as_str().unwrap();
+    let issued = claims(access);
+    assert_eq!(issued["amr"], json!(["pwd", "otp"]));
+    assert_eq!(issued["aal"], "aal2");
+    assert!(issued["auth_time"].as_i64().unwrap() > 0);
+    let gateway = app.call(Method::GET, "/v1/auth/verify", access, None).await;
+    assert_eq!(gateway.status(), StatusCode::NO_CONTENT);
+    assert_eq!(gateway.headers()["x-latchkey-aal"], "aal2");
+    // A refresh keeps the session's level and its authentication time.
+    let refreshed: Value = app
+        .refresh(tokens["refresh_token"].as_str().unwrap())
+        .await
+        .json()
+        .await
+        .unwrap();
+    let again = claims(refreshed["access_token"].as_str().unwrap());
+    assert_eq!(again["aal"], "aal2");
+    assert_eq!(again["amr"], json!(["pwd", "otp"]));
+    assert_eq!(again["auth_time"], issued["auth_time"]);
+    // A password-only token says so.
+    let first = claims(&ada.access_token);
+    assert_eq!(first["amr"], json!(["pwd"]));
+    assert_eq!(first["aal"], "aal1");
+}
+
+#[tokio::test]
+async fn a_code_is_accepted_once_and_one_step_of_skew_either_way() {
+    let app = spawn_app().await;
+    let ada = enrolled(&app, "ada@example.com").await;
+    let now = ada.step + 1;
+
+    // The confirmation spent the step before this one: its code, and any earlier, are refused.
+    let mfa_token = challenged(&app, "ada@example.com").await;
+    for step in [ada.step, ada.step - 1] {
+        let response = verify(&app, &mfa_token, json!({ "code": ada.code(step) })).await;
+        assert_problem(response, StatusCode::UNAUTHORIZED, "invalid_mfa_code").await;
+    }
+    // Two steps ahead is past the skew.
+    let response = verify(&app, &mfa_token, json!({ "code": ada.code(now + 2) })).await;
+    assert_problem(response, StatusCode::UNAUTHORIZED, "invalid_mfa_code").await;
+    let response = verify(&app, &mfa_token, json!({ "code": ada.code(now) })).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    // The mfa_token is spent, and so is the code, even with a new challenge.
+    let response = verify(&app, &mfa_token, json!({ "code": ada.code(now + 1) })).await;
+    assert_problem(response, StatusCode::UNAUTHORIZED, "invalid_mfa_token").await;
+    let mfa_token = challenged(&app, "ada@example.com").await;
+    let response = verify(&app, &mfa_token, json!({ "code": ada.code(now) })).await;
+    assert_problem(response, StatusCode::UNAUTHORIZED, "invalid_mfa_code").await;
+    // One step ahead is within the skew.
+    let response = verify(&app, &mfa_token, json!({ "code": ada.code(now + 1) })).await;
+    assert_eq!(response.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_recovery_code_works_once_and_says_so_in_amr() {
+    let app = spawn_app().await;
+    let ada = enrolled(&app, "ada@example.com").await;
+    let code = ada.recovery_codes[3].to_uppercase();
+
+    let mfa_token = challenged(&app, "ada@example.com").await;
+    let response = verify(&app, &mfa_token, json!({ "recovery_code": code })).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let tokens: Value = response.json().await.unwrap();
+    let issued = claims(tokens["access_token"].as_str().unwrap());
+    assert_eq!(issued["amr"], json!(["pwd", "recovery"]));
+    assert_eq!(issued["aal"], "aal2");
+
+    let mfa_token = challenged(&app, "ada@example.com").await;
+    let response = verify(&app, &mfa_token, json!({ "recovery_code": code })).await;
+    assert_problem(response, StatusCode::UNAUTHORIZED, "invalid_mfa_code").await;
+    let response = verify(&app, &mfa_token, json!({ "recovery_code": "nope-nope" })).await;
+    assert_problem(response, StatusCode::UNAUTHORIZED, "invalid_mfa_code").await;
+    let response = verify(
+        &app,
+        &mfa_token,
+        json!({ "recovery_code": &ada.recovery_codes[4] }),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_wrong_password_for_an_enrolled_account_looks_like_any_other() {
+    let app = spawn_app().await;
+    enrolled(&app, "ada@example.com").await;
+    app.signed_up("bob@example.com").await;
+
+    let enrolled_account = app.login("ada@example.com", "not the password").await;
+    let plain_account = app.login("bob@example.com", "not the password").await;
+    let unknown = app.login("nobody@example.com", "not the password").await;
+
+    let a = assert_problem(
+        enrolled_account,
+        StatusCode::UNAUTHORIZED,
+        "invalid_credentials",
+    )
+    .await;
+    let b = assert_problem(
+        plain_account,
+        StatusCode::UNAUTHORIZED,
+        "invalid_credentials",
+    )
+    .await;
+    let c = assert_problem(unknown, StatusCode::UNAUTHORIZED, "invalid_credentials").await;
+    assert_eq!(a, b);
+    assert_eq!(b, c);
+    assert_eq!(app.count("SELECT COUNT(*) FROM mfa_challenges").await, 0);
+}
+
+#[tokio::test]
+async fn an_mfa_token_dies_after_five_wrong_codes_or_when_it_expires() {
+    let app = spawn_app().await;
+    let ada = enrolled(&app, "ada@example.com").await;
+    let right = ada.code(ada.step + 1);
+
+    let mfa_token = challenged(&app, "ada@example.com").await;
+    for _ in 0..5 {
+        let response = verify(&app, &mfa_token, json!({ "code": "000000" })).await;
+        assert_problem(response, StatusCode::UNAUTHORIZED, "invalid_mfa_code").await;
+    }
+    let response = verify(&app, &mfa_token, json!({ "code": right })).await;
+    assert_problem(response, StatusCode::UNAUTHORIZED, "invalid_mfa_token").await;
+
+    let mfa_token = challenged(&app, "ada@example.com").await;
+    sqlx::query("UPDATE mfa_challenges SET expires_at = created_at")
+        .execute(&app.db)
+        .await
+        .unwrap();
+    let response = verify(&app, &mfa_token, json!({ "code": right })).await;
+    assert_problem(response, StatusCode::UNAUTHORIZED, "invalid_mfa_token").await;
+
+    // Bad input is a 422, never a 500, and spends nothing.
+    let mfa_token = challenged(&app, "ada@example.com").await;
+    for factor in [
+        json!({}),
+        json!({ "code": "12345" }),
+        json!({ "code": right, "recovery_code": "x" }),
+    ] {
+        let response = verify(&app, &mfa_token, factor).await;
+        assert_problem(
+            response,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+        )
+        .await;
+    }
+    let response = verify(&app, "not-a-token", json!({ "code": right })).await;
+    assert_problem(response, StatusCode::UNAUTHORIZED, "invalid_mfa_token").await;
+    let response = verify(&app, &mfa_token, json!({ "code": right })).await;
+    assert_eq!(response.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn wrong_codes_count_towards_the_lockout_like_wrong_passwords() {
+    let app = spawn_app_with(|config| {
+        config.abuse.rate_limits = true;
+        config.abuse.lockout_threshold = 3;
+    })
+    .await;
+    let ada = enrolled(&app, "ada@example.com").await;
+
+    let mfa_token = challenged(&app, "ada@example.com").await;
+    for _ in 0..3 {
+        let response = verify(&app, &mfa_token, json!({ "code": "000000" })).await;
+        assert_problem(response, StatusCode::UNAUTHORIZED, "invalid_mfa_code").await;
+    }
+    let response = verify(&app, &mfa_token, json!({ "code": ada.code(ada.step + 1) })).await;
+    assert_problem(response, StatusCode::TOO_MANY_REQUESTS, "rate_limited").await;
+    let response = app.login("ada@example.com", PASSWORD).await;
+    assert_problem(response, StatusCode::TOO_MANY_REQUESTS, "rate_limited").await;
+}
+
+async fn step_up(app: &TestApp, token: &str, factor: Value) -> reqwest::Response {
+    app.call(Method::POST, "/v1/auth/mfa/step-up", token, Some(&factor))
+        .await
+}
+
+#[tokio::test]
+async fn sensitive_changes_need_a_recent_aal2_token_and_a_step_up_gives_one() {
+    let app = spawn_app().await;
+    let ada = enrolled(&app, "ada@example.com").await;
+    let new_password =
+        json!({ "current_password": PASSWORD, "new_password": "another long password" });
+    let sensitive = [
+        (Method::PUT, "/v1/me/password", Some(new_password.clone())),
+        (
+            Method::PATCH,
+            "/v1/me",
+            Some(json!({ "email": "new@example.com", "current_password": PASSWORD })),
+        ),
+        (
+            Method::DELETE,
+            "/v1/me",
+            Some(json!({ "password": PASSWORD })),
+        ),
+        (Method::POST, "/v1/me/mfa/totp", None),
+        (Method::POST, "/v1/me/mfa/recovery-codes", None),
+        (
+            Method::DELETE,
+            "/v1/me/mfa/totp",
+            Some(json!({ "password": PASSWORD, "code": ada.code(ada.step + 1) })),
+        ),
+    ];
+    // The enrolling session proved only the password.
+    for (method, path, body) in &sensitive {
+        let response = app
+            .call(method.clone(), path, &ada.access_token, body.as_ref())
+            .await;
+        let problem = assert_problem(response, StatusCode::FORBIDDEN, "mfa_required").await;
+        assert!(
+            problem["detail"]
+                .as_str()
+                .unwrap()
+                .contains("/v1/auth/mfa/step-up")
+        );
+    }
+    // A rename is not sensitive.
+    let rename = app
+        .call(
+            Method::PATCH,
+            "/v1/me",
+            &ada.access_token,
+            Some(&json!({ "name": "Ada" })),
+        )
+        .await;
+    assert_eq!(rename.status(), StatusCode::OK);
+
+    let wrong = step_up(
+        &app,
+        &ada.access_token,
+        json!({ "code": ada.code(ada.step) }),
+    )
+    .await;
+    assert_problem(wrong, StatusCode::UNAUTHORIZED, "invalid_mfa_code").await;
+    let response = step_up(
+        &app,
+        &ada.access_token,
+        json!({ "code": ada.code(ada.step + 1) }),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["aal"], "aal2");
+    let raised = body["access_token"].as_str().unwrap();
+    assert_eq!(claims(raised)["amr"], json!(["pwd", "otp"]));
+    let changed = app
+        .call(Method::PUT, "/v1/me/password", raised, Some(&new_password))
+        .await;
+    assert_eq!(changed.status(), StatusCode::NO_CONTENT);
+}
+
+#[tokio::test]
+async fn an_aal2_token_whose_factor_was_proved_long_ago_must_step_up_again() {
+    let app = spawn_app().await;
+    let ada = enrolled(&app, "ada@example.com").await;
+    let mfa_token = challenged(&app, "ada@example.com").await;
+    let tokens: Value = verify(&app, &mfa_token, json!({ "code": ada.code(ada.step + 1) }))
+        .await
+        .json()
+        .await
+        .unwrap();
+    // As if the code had been typed in 2000: a refresh keeps that authentication time.
+    sqlx::query(
+        "UPDATE sessions SET auth_time = '2000-01-01T00:00:00+00:00' WHERE amr = 'pwd otp'",
+    )
+    .execute(&app.db)
+    .await
+    .unwrap();
+    let refreshed: Value = app
+        .refresh(tokens["refresh_token"].as_str().unwrap())
+        .await
+        .json()
+        .await
+        .unwrap();
+    let old = refreshed["access_token"].as_str().unwrap();
+    assert_eq!(claims(old)["aal"], "aal2");
+    let response = app
+        .call(Method::POST, "/v1/me/mfa/recovery-codes", old, None)
+        .await;
+    assert_problem(response, StatusCode::FORBIDDEN, "mfa_required").await;
+}
+
+#[tokio::test]
+async fn confirming_regenerating_and_disabling_end_the_other_sessions() {
+    let app = spawn_app().await;
+    app.signed_up("ada@example.com").await;
+    let other: Value = app
+        .login("ada@example.com", PASSWORD)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let other = other["access_token"].as_str().unwrap().to_owned();
+    let signed_up: Value = app
+        .login("ada@example.com", PASSWORD)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let token = signed_up["access_token"].as_str().unwrap();
+    let started = start(&app, token).await;
+    let secret =
+        TotpSecret::from_bytes(base32_decode(started["secret"].as_str().unwrap()).unwrap());
+    let step = settled_step().await - 1;
+    assert_eq!(app.me(&other).await.status(), StatusCode::OK);
+    assert_eq!(
+        confirm(&app, token, &secret.code_at(step)).await.status(),
+        StatusCode::OK
+    );
+    assert_eq!(app.me(&other).await.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(app.me(token).await.status(), StatusCode::OK);
+
+    // Regenerating: the old codes die, the new work, other sessions end.
+    let body: Value = step_up(&app, token, json!({ "code": secret.code_at(step + 1) }))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let raised = body["access_token"].as_str().unwrap();
+    let mfa_token = challenged(&app, "ada@example.com").await;
+    let old_codes: Value = app
+        .call(Method::POST, "/v1/me/mfa/recovery-codes", raised, None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let response = app
+        .call(Method::POST, "/v1/me/mfa/recovery-codes", raised, None)
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let new_codes: Value = response.json().await.unwrap();
+    assert_ne!(old_codes, new_codes);
+    let response = verify(
+        &app,
+        &mfa_token,
+        json!({ "recovery_code": old_codes["recovery_codes"][0] }),
+    )
+    .await;
+    assert_problem(response, StatusCode::UNAUTHORIZED, "invalid_mfa_code").await;
+    let response = verify(
+        &app,
+        &mfa_token,
+        json!({ "recovery_code": new_codes["recovery_codes"][0] }),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let elsewhere: Value = response.json().await.unwrap();
+    let elsewhere = elsewhere["access_token"].as_str().unwrap();
+
+    // Disabling: the password and a code, both right.
+    let wrong_password =
+        json!({ "password": "not the password", "recovery_code": new_codes["recovery_codes"][1] });
+    let response = app
+        .call(
+            Method::DELETE,
+            "/v1/me/mfa/totp",
+            raised,
+            Some(&wrong_password),
+        )
+        .await;
+    assert_problem(response, StatusCode::UNAUTHORIZED, "invalid_credentials").await;
+    let wrong_code =
+        json!({ "password": PASSWORD, "recovery_code": old_codes["recovery_codes"][1] });
+    let response = app
+        .call(Method::DELETE, "/v1/me/mfa/totp", raised, Some(&wrong_code))
+        .await;
+    assert_problem(response, StatusCode::UNAUTHORIZED, "invalid_mfa_code").await;
+    assert_eq!(app.count("SELECT COUNT(*) FROM mfa_totp").await, 1);
+    let right = json!({ "password": PASSWORD, "recovery_code": new_codes["recovery_codes"][1] });
+    let response = app
+        .call(Method::DELETE, "/v1/me/mfa/totp", raised, Some(&right))
+        .await;
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    assert_eq!(app.me(elsewhere).await.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(app.count("SELECT COUNT(*) FROM mfa_totp").await, 0);
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM mfa_recovery_codes").await,
+        0
+    );
+    let login: Value = app
+        .login("ada@example.com", PASSWORD)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(login["access_token"].is_string());
+}
+
+#[tokio::test]
+async fn an_admin_resets_a_users_second_factor_but_not_their_own() {
+    let (app, admin) = spawn_app_with_admin().await;
+    let admin_token = admin["access_token"].as_str().unwrap();
+    let ada = enrolled(&app, "ada@example.com").await;
+    let ada_id = claims(&ada.access_token)["sub"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let admin_id = claims(admin_token)["sub"].as_str().unwrap().to_owned();
+
+    let by_user = app
+        .call(
+            Method::DELETE,
+            &format!("/v1/users/{ada_id}/mfa"),
+            &ada.access_token,
+            None,
+        )
+        .await;
+    assert_problem(by_user, StatusCode::FORBIDDEN, "forbidden").await;
+    let own = app
+        .call(
+            Method::DELETE,
+            &format!("/v1/users/{admin_id}/mfa"),
+            admin_token,
+            None,
+        )
+        .await;
+    assert_problem(own, StatusCode::FORBIDDEN, "own_mfa_reset").await;
+
+    let reset = app
+        .call(
+            Method::DELETE,
+            &format!("/v1/users/{ada_id}/mfa"),
+            admin_token,
+            None,
+        )
+        .await;
+    assert_eq!(reset.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        app.me(&ada.access_token).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    let login: Value = app
+        .login("ada@example.com", PASSWORD)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(login["access_token"].is_string());
+    let again = app
+        .call(
+            Method::DELETE,
+            &format!("/v1/users/{ada_id}/mfa"),
+            admin_token,
+            None,
+        )
+        .await;
+    assert_problem(again, StatusCode::CONFLICT, "mfa_conflict").await;
+    let nobody = app
+        .call(
+            Method::DELETE,
+            &format!("/v1/users/{}/mfa", uuid::Uuid::new_v4()),
+            admin_token,
+            None,
+        )
+        .await;
+    assert_problem(nobody, StatusCode::NOT_FOUND, "not_found").await;
+}
