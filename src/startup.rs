@@ -116,6 +116,28 @@ impl Application {
 
 /// What the handlers share, and the background work that lives beside them: the keys, the
 /// hasher, the revocation list as it stands, the limits, mail, the sessions service.
+/// What runs beside the server for as long as it serves.
+fn background_tasks(
+    config: &Config,
+    store: &Arc<dyn Store>,
+    keys: &keys::TokenKeys,
+    revocations: &Arc<RevocationList>,
+    limits: &Arc<Limits>,
+) -> Vec<JoinHandle<()>> {
+    let mut tasks = vec![
+        tasks::spawn_pruner(
+            store.clone(),
+            revocations.clone(),
+            limits.clone(),
+            config.tokens.prune_interval(),
+        ),
+        store.spawn_revocation_watcher(revocations.clone()),
+    ];
+    tasks.extend(tasks::spawn_checkpointer(store.clone()));
+    tasks.extend(keys.spawn_reloader(store.clone(), &config.tokens));
+    tasks
+}
+
 async fn app_state(
     config: &Config,
     database: Arc<dyn Database>,
@@ -141,17 +163,7 @@ async fn app_state(
     // Before this instance serves, so no delivery of its own is among them.
     store.release_orphaned_mail_claims().await?;
     let (email, mail) = EmailFlows::from_config(store.clone(), config, metrics.clone())?;
-    let mut tasks = vec![
-        tasks::spawn_pruner(
-            store.clone(),
-            revocations.clone(),
-            limits.clone(),
-            config.tokens.prune_interval(),
-        ),
-        store.spawn_revocation_watcher(revocations.clone()),
-    ];
-    tasks.extend(tasks::spawn_checkpointer(store.clone()));
-    tasks.extend(keys.spawn_reloader(store.clone(), &config.tokens));
+    let tasks = background_tasks(config, &store, &keys, &revocations, &limits);
     let mfa = Mfa::new(
         store.clone(),
         MfaKeys::new(keys.secrets.signing_secret()),
