@@ -1,11 +1,11 @@
 //! `POST /v1/auth/login`.
 
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpRequest, web};
 use serde::Deserialize;
 
 use std::net::IpAddr;
 
-use super::{new_session, token_response};
+use super::logged_in;
 use crate::abuse::DeviceId;
 use crate::audit::{self, AuditEvent};
 use crate::auth::{AuthMethods, Verification};
@@ -56,25 +56,15 @@ pub async fn login(
     {
         return Ok(challenge_response(challenge));
     }
-    let (session, refresh_token, refresh) =
-        new_session(&state, &req, ip, user.id, AuthMethods::Password)?;
-    state
-        .sessions
-        .start(&session, &refresh, state.max_sessions_per_user)
-        .await?;
-    state.metrics.login(true);
-    audit::record(AuditEvent::LoginSucceeded {
-        user_id: user.id,
-        session_id: session.id,
+    logged_in(
+        &state,
+        &req,
         ip,
-        known_device: device.is_some(),
-    });
-    let authn = (
-        session.id,
+        user,
         AuthMethods::Password,
-        session.created_at.timestamp(),
-    );
-    token_response(HttpResponse::Ok(), &state, user, authn, refresh_token)
+        device.is_some(),
+    )
+    .await
 }
 
 impl LoginBody {

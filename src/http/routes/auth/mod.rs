@@ -19,6 +19,7 @@ use uuid::Uuid;
 
 use std::net::IpAddr;
 
+use crate::audit::{self, AuditEvent};
 use crate::auth::{AuthMethods, RefreshToken};
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::AuthUser;
@@ -101,6 +102,33 @@ fn shifted(at: DateTime<Utc>, by: TimeDelta) -> Result<DateTime<Utc>, ApiError> 
             "{at} + {by} is past the representable dates: check the duration settings"
         ))
     })
+}
+
+/// A login that passed every check (the password, and the second factor if the account has
+/// one): a new session at the level `methods` prove, the login counted and audited, and the token
+/// response.
+pub(super) async fn logged_in(
+    state: &AppState,
+    req: &HttpRequest,
+    ip: IpAddr,
+    user: User,
+    methods: AuthMethods,
+    known_device: bool,
+) -> ApiResult {
+    let (session, refresh_token, refresh) = new_session(state, req, ip, user.id, methods)?;
+    state
+        .sessions
+        .start(&session, &refresh, state.max_sessions_per_user)
+        .await?;
+    state.metrics.login(true);
+    audit::record(AuditEvent::LoginSucceeded {
+        user_id: user.id,
+        session_id: session.id,
+        ip,
+        known_device,
+    });
+    let authn = (session.id, methods, session.created_at.timestamp());
+    token_response(HttpResponse::Ok(), state, user, authn, refresh_token)
 }
 
 pub(super) fn token_response(

@@ -7,7 +7,7 @@ use super::{FactorBody, counted};
 use crate::audit::{self, AuditEvent};
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::{AuthUser, ClientIp, JsonBody};
-use crate::http::routes::auth::{new_session, token_response};
+use crate::http::routes::auth::logged_in;
 use crate::http::routes::me::account_gone;
 use crate::http::state::AppState;
 use crate::mfa::Challenge;
@@ -61,27 +61,7 @@ pub async fn verify_challenge(
     if user.disabled {
         return Err(ApiError::AccountDisabled);
     }
-    let methods = proof.methods();
-    let (session, refresh_token, refresh) = new_session(&state, &req, ip, user.id, methods)?;
-    state
-        .sessions
-        .start(&session, &refresh, state.max_sessions_per_user)
-        .await?;
-    state.metrics.login(true);
-    audit::record(AuditEvent::LoginSucceeded {
-        user_id: user.id,
-        session_id: session.id,
-        ip,
-        known_device: false,
-    });
-    let auth_time = session.created_at.timestamp();
-    token_response(
-        HttpResponse::Ok(),
-        &state,
-        user,
-        (session.id, methods, auth_time),
-        refresh_token,
-    )
+    logged_in(&state, &req, ip, user, proof.methods(), false).await
 }
 
 #[derive(Serialize)]
