@@ -326,16 +326,17 @@ impl<K: LimitKey> KeyedLimit<K> {
         shared: &dyn SharedLimits,
         key: K,
     ) -> Result<Option<Duration>, Unavailable> {
-        let bytes = key.bytes();
         let Some(leases) = &self.leases else {
             return shared
-                .admit(self.name, &bytes, self.interval, self.burst)
+                .admit(self.name, &key.bytes(), self.interval, self.burst)
                 .await;
         };
         let units = match leases.take(key, Instant::now()) {
             Ok(()) => return Ok(None),
             Err(units) => units,
         };
+        // Only now: a unit held in memory costs no allocation.
+        let bytes = key.bytes();
         // Several units are one request that moves the key's allowance `units` intervals on.
         if units > 1 {
             let interval = self.interval.saturating_mul(units);
