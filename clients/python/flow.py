@@ -41,6 +41,7 @@ from latchkey_client.models import (
     TokenResponse,
     TotpConfirmRequest,
     TotpEnrollment,
+    TotpEnrollmentRequest,
     User,
 )
 
@@ -65,7 +66,7 @@ def mfa_flow(base_url: str, client: Client, password: str) -> None:
     created = signup.sync(client=client, body=SignupRequest(email=email, password=password))
     assert isinstance(created, TokenResponse), created
     session = authed(base_url, created.access_token)
-    enrollment = start_totp_enrollment.sync(client=session)
+    enrollment = start_totp_enrollment.sync(client=session, body=TotpEnrollmentRequest(password=password))
     assert isinstance(enrollment, TotpEnrollment), enrollment
     assert enrollment.otpauth_uri.startswith("otpauth://totp/"), enrollment.otpauth_uri
     assert enrollment.qr_code.startswith("data:image/svg+xml;base64,")

@@ -72,7 +72,7 @@ async function mfaFlow(password: string): Promise<void> {
   const createdData = created.data;
   assert.ok(createdData && "access_token" in createdData);
   const session = bearer(createdData.access_token);
-  const started = await api.POST("/v1/me/mfa/totp", { headers: session });
+  const started = await api.POST("/v1/me/mfa/totp", { headers: session, body: { password } });
   assert.ok(started.data);
   const secret = started.data.secret;
   assert.match(started.data.otpauth_uri, /^otpauth:\/\/totp\//);

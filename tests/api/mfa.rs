@@ -49,7 +49,10 @@ fn claims(token: &str) -> Value {
 }
 
 async fn start(app: &TestApp, token: &str) -> Value {
-    let response = app.call(Method::POST, "/v1/me/mfa/totp", token, None).await;
+    let password = json!({ "password": PASSWORD });
+    let response = app
+        .call(Method::POST, "/v1/me/mfa/totp", token, Some(&password))
+        .await;
     assert_eq!(response.status(), StatusCode::OK);
     response.json().await.unwrap()
 }
@@ -156,6 +159,35 @@ async fn enrollment_returns_the_secret_as_uri_and_qr_code_and_does_nothing_until
         app.count("SELECT COUNT(*) FROM mfa_recovery_codes").await,
         0
     );
+}
+
+/// A stolen access token alone must not enroll a factor: confirming would end the owner's other
+/// sessions and leave them unable to log in without the thief's authenticator.
+#[tokio::test]
+async fn enrolling_takes_the_password_not_just_an_access_token() {
+    let app = spawn_app().await;
+    let signed_up = app.signed_up("ada@example.com").await;
+    let token = signed_up["access_token"].as_str().unwrap();
+
+    let response = app
+        .call(Method::POST, "/v1/me/mfa/totp", token, Some(&json!({})))
+        .await;
+    assert_problem(
+        response,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    )
+    .await;
+    let wrong = json!({ "password": "not the password" });
+    let response = app
+        .call(Method::POST, "/v1/me/mfa/totp", token, Some(&wrong))
+        .await;
+    assert_problem(response, StatusCode::UNAUTHORIZED, "invalid_credentials").await;
+    assert_eq!(app.count("SELECT COUNT(*) FROM mfa_totp").await, 0);
+
+    let started = start(&app, token).await;
+    assert!(started["secret"].is_string());
+    assert_eq!(app.count("SELECT COUNT(*) FROM mfa_totp").await, 1);
 }
 
 #[tokio::test]
@@ -388,7 +420,11 @@ async fn sensitive_changes_need_a_recent_aal2_token_and_a_step_up_gives_one() {
             "/v1/me",
             Some(json!({ "password": PASSWORD })),
         ),
-        (Method::POST, "/v1/me/mfa/totp", None),
+        (
+            Method::POST,
+            "/v1/me/mfa/totp",
+            Some(json!({ "password": PASSWORD })),
+        ),
         (Method::POST, "/v1/me/mfa/recovery-codes", None),
         (
             Method::DELETE,

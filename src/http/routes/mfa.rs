@@ -115,11 +115,24 @@ struct EnrollmentResponse {
     qr_code: String,
 }
 
+/// The account's password, which enrolling asks for.
+#[derive(Deserialize)]
+pub struct EnrollBody {
+    password: String,
+}
+
 /// `POST /v1/me/mfa/totp`: a new secret for the authenticator app; nothing changes until it is
-/// confirmed with a code.
-pub async fn start_totp(state: web::Data<AppState>, caller: AuthUser) -> ApiResult {
+/// confirmed with a code. The password is asked for because an access token alone is not proof
+/// enough: whoever enrolls a factor decides who can log in to the account afterwards.
+pub async fn start_totp(
+    state: web::Data<AppState>,
+    caller: AuthUser,
+    ClientIp(ip): ClientIp,
+    JsonBody(body): JsonBody<EnrollBody>,
+) -> ApiResult {
     require_recent_mfa(&state, &caller).await?;
     let credentials = own_credentials(&state, &caller).await?;
+    check_password(&state, ip, &credentials, &body.password).await?;
     let enrollment = state
         .mfa
         .enroll(caller.user_id, &credentials.user.email)
