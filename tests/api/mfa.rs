@@ -334,6 +334,45 @@ async fn a_wrong_password_for_an_enrolled_account_looks_like_any_other() {
     assert_eq!(app.count("SELECT COUNT(*) FROM mfa_challenges").await, 0);
 }
 
+/// A request from `ip`, as a trusted proxy in front of the app would forward it.
+fn from(app: &TestApp, ip: &str, path: &str, body: &Value) -> reqwest::RequestBuilder {
+    app.client
+        .post(app.url(path))
+        .header("x-forwarded-for", ip)
+        .json(body)
+}
+
+#[tokio::test]
+async fn an_mfa_token_works_only_from_the_address_that_logged_in() {
+    let app = spawn_app_with(|config| {
+        config.server.trusted_proxies = vec!["127.0.0.1".into()];
+    })
+    .await;
+    let ada = enrolled(&app, "ada@example.com").await;
+    let login = json!({ "email": "ada@example.com", "password": PASSWORD });
+    let challenge: Value = from(&app, "203.0.113.7", "/v1/auth/login", &login)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let answer = json!({ "mfa_token": challenge["mfa_token"], "code": ada.code(ada.step + 1) });
+
+    let elsewhere = from(&app, "198.51.100.9", "/v1/auth/mfa/verify", &answer)
+        .send()
+        .await
+        .unwrap();
+    assert_problem(elsewhere, StatusCode::UNAUTHORIZED, "invalid_mfa_token").await;
+    assert_eq!(app.count("SELECT COUNT(*) FROM sessions").await, 1);
+
+    let there = from(&app, "203.0.113.7", "/v1/auth/mfa/verify", &answer)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(there.status(), StatusCode::OK);
+}
+
 #[tokio::test]
 async fn an_mfa_token_dies_after_five_wrong_codes_or_when_it_expires() {
     let app = spawn_app().await;
