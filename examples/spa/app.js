@@ -130,10 +130,14 @@
     return refreshing;
   }
 
-  // A call with the access token; on 401 it refreshes once and retries once.
+  // A 401 about the access token itself (missing, expired, revoked), which a refresh may cure.
+  // Other 401s answer the request (a wrong password or code): retrying would send it twice.
+  const TOKEN_REFUSED = ["unauthorized", "invalid_token"];
+
+  // A call with the access token; when the token is refused, it refreshes once and retries once.
   async function authorized(method, path, options = {}) {
     const first = await call(method, path, { ...options, token: session && session.accessToken });
-    if (first.status !== 401) return first;
+    if (first.status !== 401 || !(first.body && TOKEN_REFUSED.includes(first.body.code))) return first;
     if (!(await refresh())) return null;
     return call(method, path, { ...options, token: session.accessToken });
   }
