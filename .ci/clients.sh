@@ -11,7 +11,10 @@
 #      origin than the API's, allowed by LATCHKEY_CORS_ORIGINS), driven in Debian's headless
 #      Chromium by examples/spa/test/spa.test.mjs (playwright-core), against an API in
 #      refresh-cookie mode (LATCHKEY_REFRESH_COOKIE=true) with a 2 s access-token lifetime so the
-#      page's refresh-on-401 path runs. Screenshots: target/spa.png, target/spa-logged-out.png.
+#      page's refresh-on-401 path runs; then the second factor on the page: adding an
+#      authenticator (TOTP codes computed in the test from the secret the page shows), a login
+#      answered with a challenge and completed with a code, and with a recovery code.
+#      Screenshots: target/spa.png, target/spa-logged-out.png, target/spa-mfa.png.
 #   4. API reference: examples/spa/test/docs.test.mjs opens the API's GET /docs in the same
 #      Chromium with every request to another host aborted, waits for Redoc to render
 #      openapi.yaml and fails on any such request, CSP refusal or script error. Screenshot:
@@ -219,7 +222,7 @@ echo "API $SPA_API; page $SPA_ORIGIN/index.html?api=$SPA_API"
         CHROMIUM="$CHROMIUM" \
         node --test --test-reporter=spec spa.test.mjs
 )
-echo "screenshots: target/spa.png, target/spa-logged-out.png"
+echo "screenshots: target/spa.png, target/spa-logged-out.png, target/spa-mfa.png"
 
 # ---------------------------------------------------------------------------------------------
 step "4/4 API reference: GET /docs in Chromium, offline"

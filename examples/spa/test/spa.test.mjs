@@ -5,13 +5,14 @@
 //   API_URL      the API, e.g. http://127.0.0.1:8080, in refresh-cookie mode
 //                (LATCHKEY_REFRESH_COOKIE=true; the page's origin must be in LATCHKEY_CORS_ORIGINS)
 //   ACCESS_TTL   the API's LATCHKEY_ACCESS_TTL in seconds (short, so the refresh path runs)
-//   SCREENSHOT   where to save a PNG of the logged-in page (optional)
+//   SCREENSHOT   where to save a PNG of the logged-in page (optional; the logged-out page and
+//                the authenticator's enrollment are saved next to it, as -logged-out and -mfa)
 //   CHROMIUM     the browser binary (default /usr/bin/chromium)
 //
 // Run: cd examples/spa/test && npm ci && node --test spa.test.mjs
 
 import assert from "node:assert/strict";
-import { randomUUID } from "node:crypto";
+import { createHmac, randomUUID } from "node:crypto";
 import { test } from "node:test";
 
 import { launchChromium } from "./chromium.mjs";
@@ -35,6 +36,50 @@ const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 // cookie-authenticated requests must carry.
 const COOKIE = "latchkey_refresh";
 const CSRF_HEADER = "x-latchkey-csrf";
+
+// The authenticator app's side of TOTP (RFC 6238): HMAC-SHA1 over the 30-s step, 6 digits.
+const TOTP_STEP_MS = 30_000;
+const stepAt = (ms) => Math.floor(ms / TOTP_STEP_MS);
+
+// RFC 4648 base32, as the page shows the secret (no padding).
+function base32Decode(text) {
+  const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+  const bytes = [];
+  let bits = 0;
+  let value = 0;
+  for (const char of text) {
+    const index = alphabet.indexOf(char);
+    assert.ok(index >= 0, `not base32: ${JSON.stringify(text)}`);
+    value = (value << 5) | index;
+    bits += 5;
+    if (bits >= 8) {
+      bits -= 8;
+      bytes.push((value >> bits) & 0xff);
+      value &= (1 << bits) - 1;
+    }
+  }
+  return Buffer.from(bytes);
+}
+
+function totp(secret, step) {
+  const counter = Buffer.alloc(8);
+  counter.writeBigUInt64BE(BigInt(step));
+  const hash = createHmac("sha1", secret).update(counter).digest();
+  const offset = hash[hash.length - 1] & 0x0f;
+  return String((hash.readUInt32BE(offset) & 0x7fffffff) % 1_000_000).padStart(6, "0");
+}
+
+// An access token's claims, unverified: the test only reads what the API put there.
+const claimsOf = (token) => JSON.parse(Buffer.from(token.split(".")[1], "base64url").toString());
+
+test("the TOTP of this test matches RFC 6238's test vectors", () => {
+  // Appendix B, SHA1 key "12345678901234567890" (base32 below), last 6 of the 8 digits.
+  const secret = base32Decode("GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ");
+  assert.deepEqual(secret, Buffer.from("12345678901234567890"));
+  assert.equal(totp(secret, stepAt(59_000)), "287082");
+  assert.equal(totp(secret, stepAt(1_111_111_109_000)), "081804");
+  assert.equal(totp(secret, stepAt(2_000_000_000_000)), "279037");
+});
 
 test("browser example against Latchkey in refresh-cookie mode", { timeout: 180_000 }, async (t) => {
   const browser = await launchChromium();
@@ -272,6 +317,171 @@ test("browser example against Latchkey in refresh-cookie mode", { timeout: 180_0
     await assertTokenResponse(made[0].response);
     assert.equal(await jarCookie(), undefined, "logout must clear the refresh cookie");
     if (SCREENSHOT) await page.screenshot({ path: SCREENSHOT.replace(/\.png$/, "-logged-out.png"), fullPage: true });
+  });
+
+  // The second factor. The code confirming the enrollment spends its 30-s step: a login's code
+  // must be of a later step (the API takes one step of skew either way, so the next one is
+  // accepted at once).
+  let secret;
+  let confirmedStep;
+  let recoveryCodes;
+  const waitForPost = (path) =>
+    page.waitForResponse((r) => r.url() === `${API_URL}${path}` && r.request().method() === "POST");
+
+  await t.test("an authenticator is added: password, QR code and secret, a code, 10 recovery codes", async () => {
+    let from = calls.length;
+    await page.fill("#email", email);
+    await page.fill("#password", password);
+    await Promise.all([waitForMe(200), page.click("#login")]);
+    await expectStatus("in", `Logged in as ${email}`);
+    const login = await assertTokenResponse((await callsSince(from))[0].response);
+    assert.equal((await page.locator("#aal").textContent()).trim(), "aal1");
+
+    from = calls.length;
+    await page.fill("#enroll-password", password);
+    await Promise.all([waitForPost("/v1/me/mfa/totp"), page.click("#enroll-start")]);
+    await page.locator("#enroll-confirm").waitFor({ state: "visible" });
+    let made = await callsSince(from);
+    assert.deepEqual(summary(made), ["POST /v1/me/mfa/totp 200"]);
+    assert.equal(made[0].auth, `Bearer ${login.access_token}`);
+    // The current password goes with it, whether or not the API asks for it.
+    assert.deepEqual(JSON.parse(made[0].body), { password });
+    const enrollment = await made[0].response.json();
+    secret = enrollment.secret;
+    assert.match(secret, /^[A-Z2-7]+$/);
+    assert.equal((await page.locator("#enroll-secret").textContent()).trim(), secret);
+    // The QR code is a data: image, and the page's CSP lets it load.
+    assert.match(enrollment.qr_code, /^data:image\/svg\+xml;base64,/);
+    assert.equal(await page.locator("#enroll-qr").getAttribute("src"), enrollment.qr_code);
+    await page.waitForFunction(() => {
+      const img = document.getElementById("enroll-qr");
+      return img.complete && img.naturalWidth > 0;
+    });
+    if (SCREENSHOT) await page.screenshot({ path: SCREENSHOT.replace(/\.png$/, "-mfa.png"), fullPage: true });
+
+    from = calls.length;
+    confirmedStep = stepAt(Date.now());
+    await page.fill("#enroll-code", totp(base32Decode(secret), confirmedStep));
+    await Promise.all([waitForPost("/v1/me/mfa/totp/confirm"), page.click("#enroll-done")]);
+    await page.locator("#recovery").waitFor({ state: "visible" });
+    made = await callsSince(from);
+    assert.deepEqual(summary(made), ["POST /v1/me/mfa/totp/confirm 200"]);
+    recoveryCodes = (await made[0].response.json()).recovery_codes;
+    assert.equal(recoveryCodes.length, 10);
+    assert.deepEqual(await page.locator("#recovery-codes li").allTextContents(), recoveryCodes);
+    assert.match(await page.locator("#recovery").textContent(), /Store these recovery codes/);
+    // The page keeps no copy of the secret; this session proved no second factor.
+    assert.equal(await page.locator("#enroll-qr").getAttribute("src"), null);
+    assert.ok(!(await page.content()).includes(secret), "the secret is still in the DOM");
+    assert.equal((await page.locator("#aal").textContent()).trim(), "aal1");
+    assert.ok(await page.locator("#enroll").isHidden());
+  });
+
+  // Logs out, then in with the password: the page shows the code form, and no token was issued.
+  async function loginToChallenge() {
+    await page.click("#logout");
+    await expectStatus("out", "Logged out");
+    assert.equal(await page.locator("#recovery-codes li").count(), 0, "recovery codes outlived the session");
+    const from = calls.length;
+    await page.fill("#email", email);
+    await page.fill("#password", password);
+    await Promise.all([waitForPost("/v1/auth/login"), page.click("#login")]);
+    await expectStatus("mfa", "Second factor required");
+    const made = await callsSince(from);
+    assert.deepEqual(summary(made), ["POST /v1/auth/login 200"]);
+    const answer = await made[0].response.json();
+    assert.equal(answer.mfa_required, true);
+    assert.ok(!("access_token" in answer) && !("refresh_token" in answer), `a token: ${JSON.stringify(answer)}`);
+    assert.equal(await jarCookie(), undefined, "a challenge must not set the refresh cookie");
+    assert.ok(await page.locator("#challenge").isVisible());
+    assert.ok(await page.locator("#second-factor").isHidden());
+    // The mfa_token is in a script variable only.
+    const stored = await page.evaluate(() => ({
+      local: localStorage.length,
+      session: sessionStorage.length,
+      cookie: document.cookie,
+    }));
+    assert.deepEqual(stored, { local: 0, session: 0, cookie: "" });
+    assert.ok(!(await page.content()).includes(answer.mfa_token), "the mfa_token is in the DOM");
+    return answer.mfa_token;
+  }
+
+  // Answers the challenge on the page and checks the login completed at aal2 with `amr`.
+  async function verifyLogsIn(mfaToken, field, value, amr) {
+    const from = calls.length;
+    await page.fill("#challenge-code", value);
+    await Promise.all([waitForMe(200), page.click("#challenge-verify")]);
+    await expectStatus("in", `Logged in as ${email}`);
+    const made = await callsSince(from);
+    assert.deepEqual(summary(made), ["POST /v1/auth/mfa/verify 200", "GET /v1/me 200"]);
+    assert.equal(made[0].auth, undefined);
+    assert.deepEqual(JSON.parse(made[0].body), { mfa_token: mfaToken, [field]: value });
+    // Like a password login: the token response in the body, the refresh cookie in the jar.
+    const tokens = await assertTokenResponse(made[0].response);
+    const claims = claimsOf(tokens.access_token);
+    assert.equal(claims.aal, "aal2");
+    assert.deepEqual(claims.amr, amr);
+    assert.equal(made[1].auth, `Bearer ${tokens.access_token}`);
+    assert.ok((await jarCookie())?.httpOnly, "the second factor's login must set the HttpOnly refresh cookie");
+    assert.equal((await page.locator("#aal").textContent()).trim(), "aal2");
+    for (const hidden of ["#challenge", "#enroll", "#error"]) assert.ok(await page.locator(hidden).isHidden(), hidden);
+  }
+
+  await t.test("a login now asks for a code: a wrong one is refused and the form stays, the next step's logs in at aal2", async () => {
+    const mfaToken = await loginToChallenge();
+    const key = base32Decode(secret);
+
+    const now = stepAt(Date.now());
+    const accepted = [-2, -1, 0, 1, 2].map((d) => totp(key, now + d));
+    let wrong = 0;
+    while (accepted.includes(String(wrong).padStart(6, "0"))) wrong += 1;
+    const from = calls.length;
+    await page.fill("#challenge-code", String(wrong).padStart(6, "0"));
+    await Promise.all([waitForPost("/v1/auth/mfa/verify"), page.click("#challenge-verify")]);
+    await expectStatus("mfa", "Second factor required");
+    const made = await callsSince(from);
+    assert.deepEqual(summary(made), ["POST /v1/auth/mfa/verify 401"]);
+    const problem = await made[0].response.json();
+    assert.equal(problem.code, "invalid_mfa_code");
+    assert.equal((await page.locator("#error").textContent()).trim(), `${problem.detail} (invalid_mfa_code)`);
+    assert.ok(await page.locator("#challenge").isVisible());
+    assert.equal(await jarCookie(), undefined);
+
+    const step = Math.max(confirmedStep + 1, stepAt(Date.now()));
+    await verifyLogsIn(mfaToken, "code", totp(key, step), ["pwd", "otp"]);
+  });
+
+  await t.test("a recovery code instead of a code logs in at aal2 too", async () => {
+    const mfaToken = await loginToChallenge();
+    await page.click("#challenge-switch");
+    assert.equal((await page.locator("#challenge-label").textContent()).trim(), "Recovery code");
+    await verifyLogsIn(mfaToken, "recovery_code", recoveryCodes[0], ["pwd", "recovery"]);
+    await page.click("#logout");
+    await expectStatus("out", "Logged out");
+    assert.equal(await jarCookie(), undefined, "logout must clear the refresh cookie");
+  });
+
+  await t.test("a challenge past its wrong answers is refused: the page drops the form and says so", async () => {
+    await loginToChallenge();
+    await page.click("#challenge-switch");
+    // Each wrong answer is the recovery code spent above. The API ends a challenge after a few
+    // (5); the bound only stops a loop that would never end.
+    const refusals = [];
+    let last;
+    while (refusals.at(-1) !== "invalid_mfa_token" && refusals.length < 10) {
+      await page.fill("#challenge-code", recoveryCodes[0]);
+      const [response] = await Promise.all([waitForPost("/v1/auth/mfa/verify"), page.click("#challenge-verify")]);
+      last = await response.json();
+      refusals.push(last.code);
+      if (last.code === "invalid_mfa_code") await expectStatus("mfa", "Second factor required");
+    }
+    assert.ok(refusals.length > 1, `refused at once: ${refusals}`);
+    assert.deepEqual(refusals.slice(0, -1), refusals.slice(0, -1).map(() => "invalid_mfa_code"));
+    assert.equal(refusals.at(-1), "invalid_mfa_token");
+    await expectStatus("out", "Logged out (invalid_mfa_token)");
+    assert.equal((await page.locator("#error").textContent()).trim(), `${last.detail} (invalid_mfa_token)`);
+    assert.ok(await page.locator("#challenge").isHidden());
+    assert.equal(await jarCookie(), undefined);
   });
 
   await t.test("no script error, CORS or CSP refusal on the page", () => {
