@@ -3,8 +3,9 @@
 # database on a free loopback port, and checks openapi.yaml against it:
 #   1. openapi-spec-validator and Redocly lint: the document itself is valid OpenAPI 3.0;
 #   2. the server serves exactly openapi.yaml at GET /openapi.yaml;
-#   3. the README's curl and HTTPie walkthroughs run exactly as printed (only the port changes),
-#      and the statuses they print are the ones their step comments promise ("# Sign up: 201 ...");
+#   3. the README's curl, second-factor and HTTPie walkthroughs run exactly as printed (only the
+#      port changes), and the statuses they print are the ones their step comments promise
+#      ("# Sign up: 201 ...");
 #   4. schemathesis, every check, all four phases (examples, coverage, fuzzing, and the stateful
 #      phase following the spec's links), authenticated as an admin (.ci/contract_hooks.py).
 # Tools install themselves into target/ci-venv (created only when missing, kept between runs) and
@@ -79,6 +80,16 @@ then
     "$VENV/bin/pip" install --quiet --disable-pip-version-check $PINNED
 fi
 
+# The second-factor walkthrough computes its codes with oathtool (Debian's package).
+if ! command -v oathtool >/dev/null; then
+    step "install: oathtool"
+    SUDO=()
+    [ "$(id -u)" -eq 0 ] || SUDO=(sudo)
+    "${SUDO[@]}" apt-get update
+    "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive \
+        apt-get install -y -o DPkg::Lock::Timeout=600 --no-install-recommends oathtool
+fi
+
 step "openapi-spec-validator openapi.yaml"
 "$VENV/bin/openapi-spec-validator" openapi.yaml
 
@@ -145,6 +156,10 @@ run_walkthrough() {
 
 step "README walkthrough: curl"
 run_walkthrough curl
+
+# Enrolls the curl walkthrough's account: it runs after that one, as the README says.
+step "README walkthrough: second factor (curl and oathtool)"
+run_walkthrough mfa
 
 step "README walkthrough: HTTPie"
 run_walkthrough httpie
