@@ -284,9 +284,8 @@
     }
   }
 
-  // Adding an authenticator, step 1: the API makes a secret and answers it with its QR code. The
-  // current password goes with the request (an API that does not ask for it ignores it), so an
-  // access token alone cannot add a factor.
+  // Adding an authenticator, step 1: the API makes a secret and answers it with its QR code. It
+  // asks for the current password, so that an access token alone cannot add a factor.
   async function startEnrollment() {
     showError("");
     const password = $("enroll-password").value;

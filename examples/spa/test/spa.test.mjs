@@ -337,14 +337,24 @@ test("browser example against Latchkey in refresh-cookie mode", { timeout: 180_0
     const login = await assertTokenResponse((await callsSince(from))[0].response);
     assert.equal((await page.locator("#aal").textContent()).trim(), "aal1");
 
+    // A wrong password adds nothing: the error is shown, once (no refresh and retry), and the
+    // form stays.
+    from = calls.length;
+    await page.fill("#enroll-password", "not the password");
+    await Promise.all([waitForPost("/v1/me/mfa/totp"), page.click("#enroll-start")]);
+    await page.locator("#error").waitFor({ state: "visible" });
+    let made = await callsSince(from);
+    assert.deepEqual(summary(made), ["POST /v1/me/mfa/totp 401"]);
+    assert.match(await page.locator("#error").textContent(), /\(invalid_credentials\)$/);
+    assert.ok(await page.locator("#enroll-confirm").isHidden());
+
     from = calls.length;
     await page.fill("#enroll-password", password);
     await Promise.all([waitForPost("/v1/me/mfa/totp"), page.click("#enroll-start")]);
     await page.locator("#enroll-confirm").waitFor({ state: "visible" });
-    let made = await callsSince(from);
+    made = await callsSince(from);
     assert.deepEqual(summary(made), ["POST /v1/me/mfa/totp 200"]);
     assert.equal(made[0].auth, `Bearer ${login.access_token}`);
-    // The current password goes with it, whether or not the API asks for it.
     assert.deepEqual(JSON.parse(made[0].body), { password });
     const enrollment = await made[0].response.json();
     secret = enrollment.secret;
