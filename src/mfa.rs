@@ -10,10 +10,21 @@ use chrono::{DateTime, TimeDelta, Utc};
 use uuid::Uuid;
 
 use crate::auth::{MfaKeys, TotpCode, TotpSecret, random_token, token_hash};
-use crate::store::{MfaChallenge, MfaProof, NewMfaChallenge, Store, StoreError};
+use crate::store::{MfaChallenge, MfaProof, NewMfaChallenge, Store, StoreError, TotpRecord};
 
 /// Wrong codes after which an `mfa_token` is dead.
 pub const MAX_CHALLENGE_FAILURES: u32 = 5;
+/// Secrets read per statement by [`Mfa::reseal_all`].
+const RESEAL_PAGE: u32 = 100;
+
+/// What [`Mfa::reseal_all`] did.
+#[derive(Debug, Default)]
+pub struct Resealed {
+    /// Secrets sealed again under the current key.
+    pub resealed: u64,
+    /// Secrets no listed key opens: their accounts need an admin's reset.
+    pub unreadable: u64,
+}
 
 /// Why a second-factor request was refused.
 #[derive(Debug, thiserror::Error)]
@@ -116,12 +127,12 @@ impl Mfa {
             .await?
             .filter(|record| !record.confirmed)
             .ok_or(MfaError::NotEnabled)?;
-        let secret = self.keys.open(user_id, &record.sealed_secret)?;
+        let secret = self.open(user_id, &record)?;
         let step = secret
             .accepts(code, Utc::now().timestamp(), record.last_step)
             .ok_or(MfaError::WrongCode)?;
         let (codes, hashes): (Vec<String>, Vec<String>) =
-            self.keys.recovery_codes().into_iter().unzip();
+            self.keys.recovery_codes(&secret).into_iter().unzip();
         if !self
             .store
             .confirm_totp(user_id, step, &hashes, Utc::now())
@@ -134,8 +145,10 @@ impl Mfa {
 
     /// New recovery codes; the old ones die.
     pub async fn regenerate(&self, user_id: Uuid) -> Result<Vec<String>, MfaError> {
+        let record = self.confirmed(user_id).await?;
+        let secret = self.open(user_id, &record)?;
         let (codes, hashes): (Vec<String>, Vec<String>) =
-            self.keys.recovery_codes().into_iter().unzip();
+            self.keys.recovery_codes(&secret).into_iter().unzip();
         if !self.store.replace_recovery_codes(user_id, &hashes).await? {
             return Err(MfaError::NotEnabled);
         }
@@ -262,23 +275,54 @@ impl Mfa {
         factor: &SecondFactor,
         now: DateTime<Utc>,
     ) -> Result<Option<MfaProof>, MfaError> {
-        let Some(record) = self
-            .store
+        let record = self.confirmed(user_id).await?;
+        let secret = self.open(user_id, &record)?;
+        Ok(match factor {
+            SecondFactor::Totp(code) => secret
+                .accepts(code, now.timestamp(), record.last_step)
+                .map(MfaProof::Step),
+            SecondFactor::RecoveryCode(code) => Some(MfaProof::RecoveryCode(
+                self.keys.recovery_hashes(&secret, code),
+            )),
+        })
+    }
+
+    async fn confirmed(&self, user_id: Uuid) -> Result<TotpRecord, MfaError> {
+        self.store
             .totp(user_id)
             .await?
             .filter(|record| record.confirmed)
-        else {
-            return Err(MfaError::NotEnabled);
-        };
-        Ok(match factor {
-            SecondFactor::Totp(code) => self
-                .keys
-                .open(user_id, &record.sealed_secret)?
-                .accepts(code, now.timestamp(), record.last_step)
-                .map(MfaProof::Step),
-            SecondFactor::RecoveryCode(code) => {
-                Some(MfaProof::RecoveryCode(self.keys.recovery_hash(code)))
+            .ok_or(MfaError::NotEnabled)
+    }
+
+    fn open(&self, user_id: Uuid, record: &TotpRecord) -> Result<TotpSecret, MfaError> {
+        Ok(self.keys.open(user_id, &record.sealed_secret)?.secret)
+    }
+
+    /// Seals every stored secret that an older listed key sealed again under the current key,
+    /// a page at a time, so that key can be retired without waiting for each account to log in.
+    /// Secrets no listed key opens are counted and left as they are.
+    pub async fn reseal_all(&self) -> Result<Resealed, MfaError> {
+        let mut done = Resealed::default();
+        let mut after = Uuid::nil();
+        loop {
+            let page = self.store.sealed_totp_after(after, RESEAL_PAGE).await?;
+            let Some((last, _)) = page.last() else {
+                return Ok(done);
+            };
+            after = *last;
+            for (user_id, sealed) in &page {
+                match self.keys.open(*user_id, sealed) {
+                    Ok(opened) if opened.stale => {
+                        let resealed = self.keys.seal(*user_id, &opened.secret)?;
+                        if self.store.reseal_totp(*user_id, sealed, &resealed).await? {
+                            done.resealed += 1;
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(_) => done.unreadable += 1,
+                }
             }
-        })
+        }
     }
 }

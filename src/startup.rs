@@ -123,6 +123,7 @@ fn background_tasks(
     keys: &keys::TokenKeys,
     revocations: &Arc<RevocationList>,
     limits: &Arc<Limits>,
+    mfa: &Arc<Mfa>,
 ) -> Vec<JoinHandle<()>> {
     let mut tasks = vec![
         tasks::spawn_pruner(
@@ -135,6 +136,10 @@ fn background_tasks(
     ];
     tasks.extend(tasks::spawn_checkpointer(store.clone()));
     tasks.extend(keys.spawn_reloader(store.clone(), &config.tokens));
+    // More than one HS256 secret listed: a rotation is under way.
+    if keys.secrets.secrets().nth(1).is_some() {
+        tasks.push(tasks::spawn_resealer(mfa.clone()));
+    }
     tasks
 }
 
@@ -163,14 +168,14 @@ async fn app_state(
     // Before this instance serves, so no delivery of its own is among them.
     store.release_orphaned_mail_claims().await?;
     let (email, mail) = EmailFlows::from_config(store.clone(), config, metrics.clone())?;
-    let tasks = background_tasks(config, &store, &keys, &revocations, &limits);
-    let mfa = Mfa::new(
+    let mfa = Arc::new(Mfa::new(
         store.clone(),
-        MfaKeys::new(keys.secrets.signing_secret()),
+        MfaKeys::new(&keys.secrets),
         &config.tokens.mfa_issuer,
         TimeDelta::seconds(i64::try_from(config.tokens.mfa_token_ttl)?),
         TimeDelta::seconds(i64::try_from(config.tokens.mfa_step_up_max_age)?),
-    );
+    ));
+    let tasks = background_tasks(config, &store, &keys, &revocations, &limits, &mfa);
     let state = web::Data::new(AppState {
         mfa,
         limits,

@@ -8,6 +8,7 @@ use tokio::time::MissedTickBehavior;
 
 use crate::abuse::Limits;
 use crate::auth::RevocationList;
+use crate::mfa::Mfa;
 use crate::store::{self, Backend, Store};
 
 /// Deletes expired sessions and refresh tokens every `every`, so the tables do not grow forever,
@@ -63,4 +64,34 @@ pub fn spawn_checkpointer(store: Arc<dyn Store>) -> Option<JoinHandle<()>> {
             }
         }
     }))
+}
+
+/// How often the resealer passes over the second-factor secrets while a rotation is under way.
+const RESEAL_EVERY: Duration = Duration::from_secs(300);
+
+/// While more than one HS256 secret is listed, seals every second-factor secret an older one
+/// sealed again under the current one, at start and every five minutes (an instance still on
+/// the old list may enroll someone meanwhile), so the older secret can be retired without
+/// stranding accounts that have not logged in since (README, "Rotating the signing key").
+pub fn spawn_resealer(mfa: Arc<Mfa>) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(RESEAL_EVERY);
+        ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        loop {
+            ticker.tick().await;
+            match mfa.reseal_all().await {
+                Ok(done) if done.unreadable == 0 => tracing::info!(
+                    resealed = done.resealed,
+                    "every second-factor secret is sealed under the current JWT secret"
+                ),
+                Ok(done) => tracing::warn!(
+                    resealed = done.resealed,
+                    unreadable = done.unreadable,
+                    "some second-factor secrets open under none of the listed JWT secrets: their \
+                     accounts need an admin's reset (DELETE /v1/users/{{id}}/mfa)"
+                ),
+                Err(err) => tracing::warn!(error = %err, "resealing second-factor secrets failed"),
+            }
+        }
+    })
 }

@@ -18,7 +18,7 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     pub sessions: Sessions,
     /// The second factor: enrollment, login challenges, step-up.
-    pub mfa: Mfa,
+    pub mfa: Arc<Mfa>,
     pub limits: Arc<Limits>,
     pub trusted_proxies: TrustedProxies,
     /// Shared with the key reloader, which swaps in rotated generated keys.

@@ -42,6 +42,18 @@ pub trait MfaStore: Send + Sync + 'static {
     /// Removes the second factor, its recovery codes and challenges; false when there was none.
     async fn remove_totp(&self, user_id: Uuid) -> Result<bool, StoreError>;
 
+    /// Replaces a TOTP secret sealed as `from` by the same secret sealed as `to` (under the
+    /// current key); false when the row no longer holds `from`.
+    async fn reseal_totp(&self, user_id: Uuid, from: &str, to: &str) -> Result<bool, StoreError>;
+
+    /// Up to `limit` sealed TOTP secrets, pending or confirmed, of accounts whose id sorts after
+    /// `after`, in id order.
+    async fn sealed_totp_after(
+        &self,
+        after: Uuid,
+        limit: u32,
+    ) -> Result<Vec<(Uuid, String)>, StoreError>;
+
     /// Spends a proof of the second factor (a step later than the last accepted, or an unused
     /// recovery code), conditionally, so no proof counts twice across instances.
     async fn spend_mfa_proof(

@@ -133,8 +133,8 @@ pub struct MfaChallenge {
 pub enum MfaProof {
     /// A TOTP code, accepted for this step.
     Step(i64),
-    /// A recovery code, by its stored hash.
-    RecoveryCode(String),
+    /// A recovery code, by the hashes it may be stored as (see `MfaKeys::recovery_hashes`).
+    RecoveryCode(Vec<String>),
 }
 
 impl MfaProof {

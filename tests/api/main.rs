@@ -23,6 +23,7 @@ mod mail_log;
 mod mail_outbox;
 mod me;
 mod mfa;
+mod mfa_rotation;
 mod normalization;
 mod operations;
 mod password_reset;

@@ -90,4 +90,9 @@ impl KeySet {
     pub fn signing_secret(&self) -> &JwtSecret {
         &self.keys[0].1
     }
+
+    /// Every listed secret, the signing one first.
+    pub fn secrets(&self) -> impl Iterator<Item = &JwtSecret> {
+        self.keys.iter().map(|(_, secret)| secret)
+    }
 }

@@ -116,6 +116,35 @@ impl MfaStore for Engine {
         Ok(removed)
     }
 
+    async fn reseal_totp(&self, user_id: Uuid, from: &str, to: &str) -> Result<bool, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let resealed =
+            sqlx::query("UPDATE mfa_totp SET secret = $3 WHERE user_id = $1 AND secret = $2")
+                .bind(user_id)
+                .bind(from)
+                .bind(to)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+                == 1;
+        tx.commit().await?;
+        Ok(resealed)
+    }
+
+    async fn sealed_totp_after(
+        &self,
+        after: Uuid,
+        limit: u32,
+    ) -> Result<Vec<(Uuid, String)>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT user_id, secret FROM mfa_totp WHERE user_id > $1 ORDER BY user_id LIMIT $2",
+        )
+        .bind(after)
+        .bind(i64::from(limit))
+        .fetch_all(self.pool())
+        .await?)
+    }
+
     async fn spend_mfa_proof(
         &self,
         user_id: Uuid,
@@ -232,22 +261,37 @@ async fn spend(
     proof: &MfaProof,
     at: DateTime<Utc>,
 ) -> Result<bool, StoreError> {
-    let query = match proof {
-        MfaProof::Step(step) => sqlx::query(
+    match proof {
+        MfaProof::Step(step) => Ok(sqlx::query(
             "UPDATE mfa_totp SET last_step = $2 \
              WHERE user_id = $1 AND confirmed_at IS NOT NULL AND last_step < $2",
         )
         .bind(user_id)
-        .bind(*step),
-        MfaProof::RecoveryCode(hash) => sqlx::query(
-            "UPDATE mfa_recovery_codes SET used_at = $3 \
-             WHERE user_id = $1 AND code_hash = $2 AND used_at IS NULL",
-        )
-        .bind(user_id)
-        .bind(hash.as_str())
-        .bind(at),
-    };
-    Ok(query.execute(&mut **tx).await?.rows_affected() == 1)
+        .bind(*step)
+        .execute(&mut **tx)
+        .await?
+        .rows_affected()
+            == 1),
+        MfaProof::RecoveryCode(hashes) => {
+            // The forms one code may be stored in: at most one of them is.
+            for hash in hashes {
+                let spent = sqlx::query(
+                    "UPDATE mfa_recovery_codes SET used_at = $3 \
+                     WHERE user_id = $1 AND code_hash = $2 AND used_at IS NULL",
+                )
+                .bind(user_id)
+                .bind(hash.as_str())
+                .bind(at)
+                .execute(&mut **tx)
+                .await?
+                .rows_affected();
+                if spent == 1 {
+                    return Ok(true);
+                }
+            }
+            Ok(false)
+        }
+    }
 }
 
 /// Replaces the account's recovery codes with these hashes.
