@@ -160,10 +160,10 @@ pub fn record(event: AuditEvent<'_>) {
         AuditEvent::RoleChanged { .. }
         | AuditEvent::DisabledChanged { .. }
         | AuditEvent::AccountDeletedByOwner { .. }
-        | AuditEvent::AccountDeletedByAdmin { .. }
-        | AuditEvent::AdminBootstrapped { .. }
+        | AuditEvent::AccountDeletedByAdmin { .. } => record_account_change(event),
+        AuditEvent::AdminBootstrapped { .. }
         | AuditEvent::AdminBootstrapRefused { .. }
-        | AuditEvent::SigningKeyRotated { .. } => record_account_admin(event),
+        | AuditEvent::SigningKeyRotated { .. } => record_operator_action(event),
     }
 }
 
@@ -306,8 +306,8 @@ fn record_address_or_mail(event: AuditEvent<'_>) {
     }
 }
 
-/// Roles, the disabled flag, deletions and the bootstrap admin.
-fn record_account_admin(event: AuditEvent<'_>) {
+/// Roles and the disabled flag changed by an admin, and deleted accounts.
+fn record_account_change(event: AuditEvent<'_>) {
     match event {
         AuditEvent::RoleChanged { user_id, by, role } => audit!(
             info,
@@ -343,6 +343,14 @@ fn record_account_admin(event: AuditEvent<'_>) {
             %by,
             "account deleted by an admin"
         ),
+        // `record` sends only the events above.
+        _ => {}
+    }
+}
+
+/// What the operator does from outside the API: the bootstrap admin and signing key rotation.
+fn record_operator_action(event: AuditEvent<'_>) {
+    match event {
         AuditEvent::AdminBootstrapped { email } => {
             audit!(info, "admin_bootstrapped", %email, "bootstrap admin created")
         }

@@ -67,29 +67,48 @@ async fn confirm(app: &TestApp, token: &str, code: &str) -> reqwest::Response {
     .await
 }
 
-/// Signs `email` up and enrolls it, confirming with the code of the step before the current one.
+/// Signs `email` up and enrolls it with the signup's session.
 async fn enrolled(app: &TestApp, email: &str) -> Enrolled {
     let signed_up = app.signed_up(email).await;
-    let access_token = signed_up["access_token"].as_str().unwrap().to_owned();
-    let started = start(app, &access_token).await;
+    let access_token = signed_up["access_token"].as_str().unwrap();
+    let started = start(app, access_token).await;
+    confirmed(app, access_token, &started).await
+}
+
+/// Confirms the enrollment `started` with the code of the step before the current one.
+async fn confirmed(app: &TestApp, access_token: &str, started: &Value) -> Enrolled {
     let secret =
         TotpSecret::from_bytes(base32_decode(started["secret"].as_str().unwrap()).unwrap());
     let step = settled_step().await - 1;
-    let response = confirm(app, &access_token, &secret.code_at(step)).await;
+    let response = confirm(app, access_token, &secret.code_at(step)).await;
     assert_eq!(response.status(), StatusCode::OK);
+    Enrolled {
+        secret,
+        access_token: access_token.to_owned(),
+        recovery_codes: recovery_codes(response).await,
+        step,
+    }
+}
+
+/// The recovery codes a confirmation or a regeneration returns.
+async fn recovery_codes(response: reqwest::Response) -> Vec<String> {
     let body: Value = response.json().await.unwrap();
-    let recovery_codes = body["recovery_codes"]
+    body["recovery_codes"]
         .as_array()
         .unwrap()
         .iter()
         .map(|code| code.as_str().unwrap().to_owned())
-        .collect();
-    Enrolled {
-        secret,
-        access_token,
-        recovery_codes,
-        step,
-    }
+        .collect()
+}
+
+/// Logs in to an account without a second factor, where the password alone gives a session;
+/// returns its access token.
+async fn password_session(app: &TestApp, email: &str) -> String {
+    let response = app.login(email, PASSWORD).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let body: Value = response.json().await.unwrap();
+    assert!(body.get("mfa_required").is_none(), "{body}");
+    body["access_token"].as_str().unwrap().to_owned()
 }
 
 /// Logs in with the right password and returns the challenge's `mfa_token`.
@@ -107,6 +126,14 @@ async fn verify(app: &TestApp, mfa_token: &str, factor: Value) -> reqwest::Respo
         .unwrap()
         .extend(factor.as_object().unwrap().clone());
     app.post_json("/v1/auth/mfa/verify", &body).await
+}
+
+/// Logs in with the right password, then `factor`; returns the new session's tokens.
+async fn aal2_tokens(app: &TestApp, email: &str, factor: Value) -> Value {
+    let mfa_token = challenged(app, email).await;
+    let response = verify(app, &mfa_token, factor).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    response.json().await.unwrap()
 }
 
 #[tokio::test]
@@ -134,14 +161,7 @@ async fn enrollment_returns_the_secret_as_uri_and_qr_code_and_does_nothing_until
         .unwrap();
     assert!(!stored.contains(secret));
     // Unconfirmed, the enrollment changes nothing: the password alone logs in.
-    let login: Value = app
-        .login("ada@example.com", PASSWORD)
-        .await
-        .json()
-        .await
-        .unwrap();
-    assert!(login["access_token"].is_string());
-    assert!(login.get("mfa_required").is_none());
+    password_session(&app, "ada@example.com").await;
     // A wrong code does not confirm it.
     let secret = TotpSecret::from_bytes(base32_decode(secret).unwrap());
     let step = settled_step().await;
@@ -441,14 +461,35 @@ async fn step_up(app: &TestApp, token: &str, factor: Value) -> reqwest::Response
         .await
 }
 
+/// Steps the enrolling session up with the code of the step after the confirmation's; returns
+/// the raised access token.
+async fn raised(app: &TestApp, ada: &Enrolled) -> String {
+    let next = json!({ "code": ada.code(ada.step + 1) });
+    let response = step_up(app, &ada.access_token, next).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let body: Value = response.json().await.unwrap();
+    body["access_token"].as_str().unwrap().to_owned()
+}
+
+/// Regenerates the recovery codes with `token`; returns the new ones.
+async fn regenerated(app: &TestApp, token: &str) -> Vec<String> {
+    let response = app
+        .call(Method::POST, "/v1/me/mfa/recovery-codes", token, None)
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    recovery_codes(response).await
+}
+
 #[tokio::test]
-async fn sensitive_changes_need_a_recent_aal2_token_and_a_step_up_gives_one() {
+async fn sensitive_changes_need_an_aal2_token_and_point_to_the_step_up() {
     let app = spawn_app().await;
     let ada = enrolled(&app, "ada@example.com").await;
-    let new_password =
-        json!({ "current_password": PASSWORD, "new_password": "another long password" });
     let sensitive = [
-        (Method::PUT, "/v1/me/password", Some(new_password.clone())),
+        (
+            Method::PUT,
+            "/v1/me/password",
+            Some(json!({ "current_password": PASSWORD, "new_password": "another long password" })),
+        ),
         (
             Method::PATCH,
             "/v1/me",
@@ -494,25 +535,26 @@ async fn sensitive_changes_need_a_recent_aal2_token_and_a_step_up_gives_one() {
         )
         .await;
     assert_eq!(rename.status(), StatusCode::OK);
+}
 
-    let wrong = step_up(
-        &app,
-        &ada.access_token,
-        json!({ "code": ada.code(ada.step) }),
-    )
-    .await;
+#[tokio::test]
+async fn a_step_up_takes_an_unspent_code_and_gives_an_aal2_token_for_sensitive_changes() {
+    let app = spawn_app().await;
+    let ada = enrolled(&app, "ada@example.com").await;
+
+    let spent = json!({ "code": ada.code(ada.step) });
+    let wrong = step_up(&app, &ada.access_token, spent).await;
     assert_problem(wrong, StatusCode::UNAUTHORIZED, "invalid_mfa_code").await;
-    let response = step_up(
-        &app,
-        &ada.access_token,
-        json!({ "code": ada.code(ada.step + 1) }),
-    )
-    .await;
+    let next = json!({ "code": ada.code(ada.step + 1) });
+    let response = step_up(&app, &ada.access_token, next).await;
+
     assert_eq!(response.status(), StatusCode::OK);
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["aal"], "aal2");
     let raised = body["access_token"].as_str().unwrap();
     assert_eq!(claims(raised)["amr"], json!(["pwd", "otp"]));
+    let new_password =
+        json!({ "current_password": PASSWORD, "new_password": "another long password" });
     let changed = app
         .call(Method::PUT, "/v1/me/password", raised, Some(&new_password))
         .await;
@@ -523,12 +565,12 @@ async fn sensitive_changes_need_a_recent_aal2_token_and_a_step_up_gives_one() {
 async fn an_aal2_token_whose_factor_was_proved_long_ago_must_step_up_again() {
     let app = spawn_app().await;
     let ada = enrolled(&app, "ada@example.com").await;
-    let mfa_token = challenged(&app, "ada@example.com").await;
-    let tokens: Value = verify(&app, &mfa_token, json!({ "code": ada.code(ada.step + 1) }))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let tokens = aal2_tokens(
+        &app,
+        "ada@example.com",
+        json!({ "code": ada.code(ada.step + 1) }),
+    )
+    .await;
     // As if the code had been typed in 2000: a refresh keeps that authentication time.
     sqlx::query(
         "UPDATE sessions SET auth_time = '2000-01-01T00:00:00+00:00' WHERE amr = 'pwd otp'",
@@ -551,95 +593,75 @@ async fn an_aal2_token_whose_factor_was_proved_long_ago_must_step_up_again() {
 }
 
 #[tokio::test]
-async fn confirming_regenerating_and_disabling_end_the_other_sessions() {
+async fn confirming_ends_the_other_sessions() {
     let app = spawn_app().await;
     app.signed_up("ada@example.com").await;
-    let other: Value = app
-        .login("ada@example.com", PASSWORD)
-        .await
-        .json()
-        .await
-        .unwrap();
-    let other = other["access_token"].as_str().unwrap().to_owned();
-    let signed_up: Value = app
-        .login("ada@example.com", PASSWORD)
-        .await
-        .json()
-        .await
-        .unwrap();
-    let token = signed_up["access_token"].as_str().unwrap();
-    let started = start(&app, token).await;
-    let secret =
-        TotpSecret::from_bytes(base32_decode(started["secret"].as_str().unwrap()).unwrap());
-    let step = settled_step().await - 1;
+    let other = password_session(&app, "ada@example.com").await;
+    let token = password_session(&app, "ada@example.com").await;
+    let started = start(&app, &token).await;
+    // Starting an enrollment changes nothing yet.
     assert_eq!(app.me(&other).await.status(), StatusCode::OK);
-    assert_eq!(
-        confirm(&app, token, &secret.code_at(step)).await.status(),
-        StatusCode::OK
-    );
-    assert_eq!(app.me(&other).await.status(), StatusCode::UNAUTHORIZED);
-    assert_eq!(app.me(token).await.status(), StatusCode::OK);
 
-    // Regenerating: the old codes die, the new work, other sessions end.
-    let body: Value = step_up(&app, token, json!({ "code": secret.code_at(step + 1) }))
-        .await
-        .json()
-        .await
-        .unwrap();
-    let raised = body["access_token"].as_str().unwrap();
+    confirmed(&app, &token, &started).await;
+
+    assert_eq!(app.me(&other).await.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(app.me(&token).await.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn regenerating_kills_the_old_recovery_codes_and_ends_the_other_sessions() {
+    let app = spawn_app().await;
+    let ada = enrolled(&app, "ada@example.com").await;
+    let raised = raised(&app, &ada).await;
+    let other = aal2_tokens(
+        &app,
+        "ada@example.com",
+        json!({ "code": ada.code(ada.step + 2) }),
+    )
+    .await;
+    let other = other["access_token"].as_str().unwrap();
     let mfa_token = challenged(&app, "ada@example.com").await;
-    let old_codes: Value = app
-        .call(Method::POST, "/v1/me/mfa/recovery-codes", raised, None)
-        .await
-        .json()
-        .await
-        .unwrap();
-    let response = app
-        .call(Method::POST, "/v1/me/mfa/recovery-codes", raised, None)
-        .await;
-    assert_eq!(response.status(), StatusCode::OK);
-    let new_codes: Value = response.json().await.unwrap();
+    assert_eq!(app.me(other).await.status(), StatusCode::OK);
+
+    let old_codes = regenerated(&app, &raised).await;
+    let new_codes = regenerated(&app, &raised).await;
+
     assert_ne!(old_codes, new_codes);
-    let response = verify(
-        &app,
-        &mfa_token,
-        json!({ "recovery_code": old_codes["recovery_codes"][0] }),
-    )
-    .await;
+    assert_eq!(app.me(other).await.status(), StatusCode::UNAUTHORIZED);
+    // A challenge already under way takes the new codes, not the old.
+    let response = verify(&app, &mfa_token, json!({ "recovery_code": old_codes[0] })).await;
     assert_problem(response, StatusCode::UNAUTHORIZED, "invalid_mfa_code").await;
-    let response = verify(
-        &app,
-        &mfa_token,
-        json!({ "recovery_code": new_codes["recovery_codes"][0] }),
-    )
-    .await;
+    let response = verify(&app, &mfa_token, json!({ "recovery_code": new_codes[0] })).await;
     assert_eq!(response.status(), StatusCode::OK);
-    let elsewhere: Value = response.json().await.unwrap();
+}
+
+async fn disable(app: &TestApp, token: &str, body: Value) -> reqwest::Response {
+    app.call(Method::DELETE, "/v1/me/mfa/totp", token, Some(&body))
+        .await
+}
+
+#[tokio::test]
+async fn disabling_takes_the_password_and_a_live_code_and_ends_the_other_sessions() {
+    let app = spawn_app().await;
+    let ada = enrolled(&app, "ada@example.com").await;
+    let raised = raised(&app, &ada).await;
+    let codes = regenerated(&app, &raised).await;
+    let recovery = json!({ "recovery_code": codes[0] });
+    let elsewhere = aal2_tokens(&app, "ada@example.com", recovery).await;
     let elsewhere = elsewhere["access_token"].as_str().unwrap();
 
-    // Disabling: the password and a code, both right.
-    let wrong_password =
-        json!({ "password": "not the password", "recovery_code": new_codes["recovery_codes"][1] });
-    let response = app
-        .call(
-            Method::DELETE,
-            "/v1/me/mfa/totp",
-            raised,
-            Some(&wrong_password),
-        )
-        .await;
+    let wrong_password = json!({ "password": "not the password", "recovery_code": codes[1] });
+    let response = disable(&app, &raised, wrong_password).await;
     assert_problem(response, StatusCode::UNAUTHORIZED, "invalid_credentials").await;
-    let wrong_code =
-        json!({ "password": PASSWORD, "recovery_code": old_codes["recovery_codes"][1] });
-    let response = app
-        .call(Method::DELETE, "/v1/me/mfa/totp", raised, Some(&wrong_code))
-        .await;
+    // A code the regeneration replaced.
+    let wrong_code = json!({ "password": PASSWORD, "recovery_code": ada.recovery_codes[1] });
+    let response = disable(&app, &raised, wrong_code).await;
     assert_problem(response, StatusCode::UNAUTHORIZED, "invalid_mfa_code").await;
     assert_eq!(app.count("SELECT COUNT(*) FROM mfa_totp").await, 1);
-    let right = json!({ "password": PASSWORD, "recovery_code": new_codes["recovery_codes"][1] });
-    let response = app
-        .call(Method::DELETE, "/v1/me/mfa/totp", raised, Some(&right))
-        .await;
+    assert_eq!(app.me(elsewhere).await.status(), StatusCode::OK);
+    let right = json!({ "password": PASSWORD, "recovery_code": codes[1] });
+    let response = disable(&app, &raised, right).await;
+
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
     assert_eq!(app.me(elsewhere).await.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(app.count("SELECT COUNT(*) FROM mfa_totp").await, 0);
@@ -647,13 +669,18 @@ async fn confirming_regenerating_and_disabling_end_the_other_sessions() {
         app.count("SELECT COUNT(*) FROM mfa_recovery_codes").await,
         0
     );
-    let login: Value = app
-        .login("ada@example.com", PASSWORD)
-        .await
-        .json()
-        .await
-        .unwrap();
-    assert!(login["access_token"].is_string());
+    // The password alone logs in again.
+    password_session(&app, "ada@example.com").await;
+}
+
+async fn reset_mfa(app: &TestApp, user_id: &str, token: &str) -> reqwest::Response {
+    app.call(
+        Method::DELETE,
+        &format!("/v1/users/{user_id}/mfa"),
+        token,
+        None,
+    )
+    .await
 }
 
 #[tokio::test]
@@ -667,61 +694,20 @@ async fn an_admin_resets_a_users_second_factor_but_not_their_own() {
         .to_owned();
     let admin_id = claims(admin_token)["sub"].as_str().unwrap().to_owned();
 
-    let by_user = app
-        .call(
-            Method::DELETE,
-            &format!("/v1/users/{ada_id}/mfa"),
-            &ada.access_token,
-            None,
-        )
-        .await;
+    let by_user = reset_mfa(&app, &ada_id, &ada.access_token).await;
     assert_problem(by_user, StatusCode::FORBIDDEN, "forbidden").await;
-    let own = app
-        .call(
-            Method::DELETE,
-            &format!("/v1/users/{admin_id}/mfa"),
-            admin_token,
-            None,
-        )
-        .await;
+    let own = reset_mfa(&app, &admin_id, admin_token).await;
     assert_problem(own, StatusCode::FORBIDDEN, "own_mfa_reset").await;
 
-    let reset = app
-        .call(
-            Method::DELETE,
-            &format!("/v1/users/{ada_id}/mfa"),
-            admin_token,
-            None,
-        )
-        .await;
+    let reset = reset_mfa(&app, &ada_id, admin_token).await;
     assert_eq!(reset.status(), StatusCode::NO_CONTENT);
     assert_eq!(
         app.me(&ada.access_token).await.status(),
         StatusCode::UNAUTHORIZED
     );
-    let login: Value = app
-        .login("ada@example.com", PASSWORD)
-        .await
-        .json()
-        .await
-        .unwrap();
-    assert!(login["access_token"].is_string());
-    let again = app
-        .call(
-            Method::DELETE,
-            &format!("/v1/users/{ada_id}/mfa"),
-            admin_token,
-            None,
-        )
-        .await;
+    password_session(&app, "ada@example.com").await;
+    let again = reset_mfa(&app, &ada_id, admin_token).await;
     assert_problem(again, StatusCode::CONFLICT, "mfa_conflict").await;
-    let nobody = app
-        .call(
-            Method::DELETE,
-            &format!("/v1/users/{}/mfa", uuid::Uuid::new_v4()),
-            admin_token,
-            None,
-        )
-        .await;
+    let nobody = reset_mfa(&app, &uuid::Uuid::new_v4().to_string(), admin_token).await;
     assert_problem(nobody, StatusCode::NOT_FOUND, "not_found").await;
 }
