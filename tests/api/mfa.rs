@@ -16,7 +16,7 @@ use crate::helpers::{
 
 /// The current TOTP step, at least three seconds before the next one begins, so that the steps
 /// either side of it are still within the server's skew window for the rest of the test's call.
-async fn settled_step() -> i64 {
+pub(crate) async fn settled_step() -> i64 {
     loop {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -29,16 +29,16 @@ async fn settled_step() -> i64 {
     }
 }
 
-struct Enrolled {
-    secret: TotpSecret,
-    access_token: String,
-    recovery_codes: Vec<String>,
+pub(crate) struct Enrolled {
+    pub(crate) secret: TotpSecret,
+    pub(crate) access_token: String,
+    pub(crate) recovery_codes: Vec<String>,
     /// The step the confirmation spent.
-    step: i64,
+    pub(crate) step: i64,
 }
 
 impl Enrolled {
-    fn code(&self, step: i64) -> String {
+    pub(crate) fn code(&self, step: i64) -> String {
         self.secret.code_at(step)
     }
 }
@@ -68,7 +68,7 @@ async fn confirm(app: &TestApp, token: &str, code: &str) -> reqwest::Response {
 }
 
 /// Signs `email` up and enrolls it with the signup's session.
-async fn enrolled(app: &TestApp, email: &str) -> Enrolled {
+pub(crate) async fn enrolled(app: &TestApp, email: &str) -> Enrolled {
     let signed_up = app.signed_up(email).await;
     let access_token = signed_up["access_token"].as_str().unwrap();
     let started = start(app, access_token).await;
@@ -129,7 +129,7 @@ async fn verify(app: &TestApp, mfa_token: &str, factor: Value) -> reqwest::Respo
 }
 
 /// Logs in with the right password, then `factor`; returns the new session's tokens.
-async fn aal2_tokens(app: &TestApp, email: &str, factor: Value) -> Value {
+pub(crate) async fn aal2_tokens(app: &TestApp, email: &str, factor: Value) -> Value {
     let mfa_token = challenged(app, email).await;
     let response = verify(app, &mfa_token, factor).await;
     assert_eq!(response.status(), StatusCode::OK);
