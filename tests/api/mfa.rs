@@ -711,3 +711,40 @@ async fn an_admin_resets_a_users_second_factor_but_not_their_own() {
     let nobody = reset_mfa(&app, &uuid::Uuid::new_v4().to_string(), admin_token).await;
     assert_problem(nobody, StatusCode::NOT_FOUND, "not_found").await;
 }
+
+/// Disabling an account ends its challenges too: one issued before gets no session, even with
+/// the right code, and the password alone gets no new one. Only a caller with both factors
+/// learns that the account is disabled.
+#[tokio::test]
+async fn a_disabled_account_passes_no_challenge() {
+    let (app, admin) = spawn_app_with_admin().await;
+    let admin_token = admin["access_token"].as_str().unwrap();
+    let ada = enrolled(&app, "ada@example.com").await;
+    let ada_id = claims(&ada.access_token)["sub"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mfa_token = challenged(&app, "ada@example.com").await;
+    let disable = json!({ "disabled": true });
+    let response = app
+        .call(
+            Method::PATCH,
+            &format!("/v1/users/{ada_id}"),
+            admin_token,
+            Some(&disable),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let sessions_before = app.count("SELECT COUNT(*) FROM sessions").await;
+
+    let wrong = verify(&app, &mfa_token, json!({ "code": "000000" })).await;
+    assert_problem(wrong, StatusCode::UNAUTHORIZED, "invalid_mfa_code").await;
+    let right = verify(&app, &mfa_token, json!({ "code": ada.code(ada.step + 1) })).await;
+    assert_problem(right, StatusCode::FORBIDDEN, "account_disabled").await;
+    let login = app.login("ada@example.com", PASSWORD).await;
+    assert_problem(login, StatusCode::FORBIDDEN, "account_disabled").await;
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM sessions").await,
+        sessions_before
+    );
+}
