@@ -298,6 +298,26 @@ async fn a_code_is_accepted_once_and_one_step_of_skew_either_way() {
     assert_eq!(response.status(), StatusCode::OK);
 }
 
+/// Replay protection is the database's, not an instance's: of two instances sent the same code
+/// at once, one accepts it.
+#[tokio::test]
+async fn a_code_is_accepted_once_across_instances_even_at_once() {
+    let app = spawn_app().await;
+    let other = app.another_instance().await;
+    let ada = enrolled(&app, "ada@example.com").await;
+    let code = json!({ "code": ada.code(ada.step + 1) });
+    let here = challenged(&app, "ada@example.com").await;
+    let there = challenged(&other, "ada@example.com").await;
+
+    let (here, there) = tokio::join!(
+        verify(&app, &here, code.clone()),
+        verify(&other, &there, code.clone())
+    );
+    let mut statuses = [here.status(), there.status()];
+    statuses.sort();
+    assert_eq!(statuses, [StatusCode::OK, StatusCode::UNAUTHORIZED]);
+}
+
 #[tokio::test]
 async fn a_recovery_code_works_once_and_says_so_in_amr() {
     let app = spawn_app().await;
