@@ -22,7 +22,7 @@ pub use jwt::{
     KeyRing, KeySet, KeyState, PrivateKey, PublicJwk, PublicKey, RotateRefused, SigningKeys,
     TokenError, any_key_from_pem,
 };
-pub use mfa_keys::{AuthMethods, MfaKeys, Opened, RECOVERY_CODES};
+pub use mfa_keys::{AuthMethods, MfaKeys, RECOVERY_CODES};
 pub use password::{PasswordHasher, Verification};
 pub use refresh::{PresentedRefresh, RefreshForm, RefreshToken, RefreshTokens};
 pub use revocation::RevocationList;
