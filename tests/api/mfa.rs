@@ -48,6 +48,11 @@ fn claims(token: &str) -> Value {
     serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
 }
 
+/// The id of the user an access token is for.
+fn user_id(token: &str) -> String {
+    claims(token)["sub"].as_str().unwrap().to_owned()
+}
+
 async fn start(app: &TestApp, token: &str) -> Value {
     let password = json!({ "password": PASSWORD });
     let response = app
@@ -708,11 +713,8 @@ async fn an_admin_resets_a_users_second_factor_but_not_their_own() {
     let (app, admin) = spawn_app_with_admin().await;
     let admin_token = admin["access_token"].as_str().unwrap();
     let ada = enrolled(&app, "ada@example.com").await;
-    let ada_id = claims(&ada.access_token)["sub"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let admin_id = claims(admin_token)["sub"].as_str().unwrap().to_owned();
+    let ada_id = user_id(&ada.access_token);
+    let admin_id = user_id(admin_token);
 
     let by_user = reset_mfa(&app, &ada_id, &ada.access_token).await;
     assert_problem(by_user, StatusCode::FORBIDDEN, "forbidden").await;
@@ -740,10 +742,7 @@ async fn a_disabled_account_passes_no_challenge() {
     let (app, admin) = spawn_app_with_admin().await;
     let admin_token = admin["access_token"].as_str().unwrap();
     let ada = enrolled(&app, "ada@example.com").await;
-    let ada_id = claims(&ada.access_token)["sub"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let ada_id = user_id(&ada.access_token);
     let mfa_token = challenged(&app, "ada@example.com").await;
     let disable = json!({ "disabled": true });
     let response = app
