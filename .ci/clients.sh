@@ -39,40 +39,8 @@ TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 VENV=$ROOT/target/ci-venv-clients
 SDK_PY=$ROOT/target/sdk/python
 
-step() { printf '\n==> %s\n' "$*"; }
-fail() {
-    printf 'clients.sh: %s\n' "$*" >&2
-    exit 1
-}
-
-# No setting of the caller's may change the servers started here.
-while IFS= read -r var; do unset "$var"; done < <(compgen -e | grep -E '^LATCHKEY_' || true)
-
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/latchkey-clients.XXXXXX")
-PIDS=()
-LOGS=()
-cleanup() {
-    local status=$?
-    trap - EXIT INT TERM
-    local pid
-    for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-    for pid in "${PIDS[@]}"; do
-        for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$pid" 2>/dev/null || true
-        wait "$pid" 2>/dev/null || true
-    done
-    if [ "$status" -ne 0 ]; then
-        local log
-        for log in "${LOGS[@]}"; do
-            [ -f "$log" ] || continue
-            printf '\n--- last lines of %s ---\n' "$(basename "$log")" >&2
-            tail -n 30 "$log" >&2
-        done
-    fi
-    rm -rf "$WORK"
-    exit "$status"
-}
-trap cleanup EXIT
+source .ci/servers.sh
+ci_servers clients
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
@@ -144,7 +112,6 @@ wait_for_health() {
 }
 
 SPA_LOG=$WORK/spa-http.log
-LOGS+=("$SPA_LOG")
 python3 -u -m http.server 0 --bind 127.0.0.1 --directory "$ROOT/examples/spa" >"$SPA_LOG" 2>&1 &
 PIDS+=($!)
 SPA_PORT=$(wait_for_line "$SPA_LOG" "${PIDS[-1]}" 'Serving HTTP on' | grep -oE 'port [0-9]+' | grep -oE '[0-9]+')
@@ -154,7 +121,6 @@ SPA_ORIGIN=http://127.0.0.1:$SPA_PORT
 start_api() {
     local name=$1 log=$WORK/$1.log port
     shift
-    LOGS+=("$log")
     env RUST_LOG=info \
         DATABASE_URL="sqlite://$WORK/$name.db" \
         LATCHKEY_ADDR=127.0.0.1:0 \

@@ -23,36 +23,8 @@ EXAMPLES=$ROOT/examples/resource-servers
 VENV=$ROOT/target/ci-venv-resource
 AUDIENCE=api.example.com
 
-step() { printf '\n==> %s\n' "$*"; }
-fail() {
-    printf 'resource_servers.sh: %s\n' "$*" >&2
-    exit 1
-}
-
-# No setting of the caller's may change the servers started here.
-while IFS= read -r var; do unset "$var"; done < <(compgen -e | grep -E '^LATCHKEY_' || true)
-
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/latchkey-resource.XXXXXX")
-PIDS=()
-cleanup() {
-    local status=$?
-    trap - EXIT INT TERM
-    local pid
-    for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-    for pid in "${PIDS[@]}"; do
-        for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$pid" 2>/dev/null || true
-        wait "$pid" 2>/dev/null || true
-    done
-    if [ "$status" -ne 0 ]; then
-        for log in "$WORK"/*.log; do
-            [ -s "$log" ] && { printf '\n==> %s\n' "$log"; tail -n 20 "$log"; }
-        done
-    fi
-    rm -rf "$WORK"
-    exit "$status"
-}
-trap cleanup EXIT INT TERM
+source .ci/servers.sh
+ci_servers resource_servers
 
 free_port() {
     python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
