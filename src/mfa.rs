@@ -58,6 +58,25 @@ pub struct Enrollment {
     pub qr_code: String,
 }
 
+/// Where an account's second factor stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TotpState {
+    Off,
+    /// Enrolled, not yet confirmed with a code: it does nothing yet.
+    Pending,
+    Enabled,
+}
+
+impl TotpState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Off => "off",
+            Self::Pending => "pending",
+            Self::Enabled => "enabled",
+        }
+    }
+}
+
 /// A login's challenge: the token the client presents with the code, and its lifetime.
 pub struct Challenge {
     pub mfa_token: String,
@@ -97,6 +116,17 @@ impl Mfa {
             .totp(user_id)
             .await?
             .is_some_and(|record| record.confirmed))
+    }
+
+    /// Where the account's factor stands, and how many recovery codes are unused.
+    pub async fn state(&self, user_id: Uuid) -> Result<(TotpState, u32), StoreError> {
+        let state = match self.store.totp(user_id).await? {
+            None => TotpState::Off,
+            Some(record) if record.confirmed => TotpState::Enabled,
+            Some(_) => TotpState::Pending,
+        };
+        let left = self.store.recovery_codes_left(user_id).await?;
+        Ok((state, left))
     }
 
     /// Starts (or restarts) an enrollment; it does nothing until confirmed.

@@ -26,12 +26,19 @@ from http import HTTPStatus
 from latchkey_client import AuthenticatedClient, Client
 from latchkey_client.api.auth import login, logout, refresh, signup, verify_mfa
 from latchkey_client.api.health import healthz
-from latchkey_client.api.me import confirm_totp_enrollment, get_me, start_totp_enrollment
+from latchkey_client.api.me import (
+    confirm_totp_enrollment,
+    get_me,
+    get_mfa_status,
+    start_totp_enrollment,
+)
 from latchkey_client.models import (
     Health,
     LoginRequest,
     LogoutScope,
     MfaChallenge,
+    MfaStatus,
+    MfaStatusTotp,
     MfaVerifyRequest,
     Problem,
     RecoveryCodes,
@@ -75,6 +82,9 @@ def mfa_flow(base_url: str, client: Client, password: str) -> None:
     step = int(time.time()) // 30
     codes = confirm_totp_enrollment.sync(client=session, body=TotpConfirmRequest(code=totp(enrollment.secret, step)))
     assert isinstance(codes, RecoveryCodes) and len(codes.recovery_codes) == 10, codes
+    status = get_mfa_status.sync(client=session)
+    assert isinstance(status, MfaStatus), status
+    assert status.totp == MfaStatusTotp.ENABLED and status.recovery_codes_left == 10, status
     print("mfa      enrolled, 10 recovery codes")
     out = logout.sync_detailed(client=session, scope=LogoutScope.LOCAL)
     assert out.status_code == HTTPStatus.NO_CONTENT, out.status_code

@@ -84,6 +84,8 @@ async function mfaFlow(password: string): Promise<void> {
     body: { code: totp(secret, step) },
   });
   assert.equal(confirmed.data?.recovery_codes.length, 10);
+  const status = await api.GET("/v1/me/mfa", { headers: session });
+  assert.deepEqual(status.data, { totp: "enabled", recovery_codes_left: 10 });
   console.log("mfa      enrolled, 10 recovery codes");
   const out = await api.POST("/v1/auth/logout", { params: { query: { scope: "local" } }, headers: session });
   assert.equal(out.response.status, 204);

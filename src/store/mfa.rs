@@ -42,6 +42,9 @@ pub trait MfaStore: Send + Sync + 'static {
     /// Removes the second factor, its recovery codes and challenges; false when there was none.
     async fn remove_totp(&self, user_id: Uuid) -> Result<bool, StoreError>;
 
+    /// How many of the account's recovery codes are unused.
+    async fn recovery_codes_left(&self, user_id: Uuid) -> Result<u32, StoreError>;
+
     /// Replaces a TOTP secret sealed as `from` by the same secret sealed as `to` (under the
     /// current key); false when the row no longer holds `from`.
     async fn reseal_totp(&self, user_id: Uuid, from: &str, to: &str) -> Result<bool, StoreError>;

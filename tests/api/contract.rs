@@ -27,6 +27,7 @@ const SERVED: &[&str] = &[
     "PATCH /v1/me",
     "DELETE /v1/me",
     "PUT /v1/me/password",
+    "GET /v1/me/mfa",
     "POST /v1/me/mfa/totp",
     "DELETE /v1/me/mfa/totp",
     "POST /v1/me/mfa/totp/confirm",

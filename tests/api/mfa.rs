@@ -767,3 +767,35 @@ async fn a_disabled_account_passes_no_challenge() {
         sessions_before
     );
 }
+
+async fn status(app: &TestApp, token: &str) -> Value {
+    let response = app.call(Method::GET, "/v1/me/mfa", token, None).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    response.json().await.unwrap()
+}
+
+/// What a client needs to know what to offer: whether the factor is off, pending or on, and
+/// how many recovery codes are left.
+#[tokio::test]
+async fn the_status_says_whether_the_factor_is_on_and_how_many_recovery_codes_are_left() {
+    let app = spawn_app().await;
+    let signed_up = app.signed_up("ada@example.com").await;
+    let token = signed_up["access_token"].as_str().unwrap();
+    let off = json!({ "totp": "off", "recovery_codes_left": 0 });
+    assert_eq!(status(&app, token).await, off);
+    let started = start(&app, token).await;
+    let pending = json!({ "totp": "pending", "recovery_codes_left": 0 });
+    assert_eq!(status(&app, token).await, pending);
+
+    let ada = confirmed(&app, token, &started).await;
+    let on = json!({ "totp": "enabled", "recovery_codes_left": 10 });
+    assert_eq!(status(&app, token).await, on);
+    let recovery_code = json!({ "recovery_code": ada.recovery_codes[0] });
+    let tokens = aal2_tokens(&app, "ada@example.com", recovery_code).await;
+    let raised = tokens["access_token"].as_str().unwrap();
+    let one_used = json!({ "totp": "enabled", "recovery_codes_left": 9 });
+    assert_eq!(status(&app, raised).await, one_used);
+
+    let anonymous = app.client.get(app.url("/v1/me/mfa")).send().await.unwrap();
+    assert_problem(anonymous, StatusCode::UNAUTHORIZED, "unauthorized").await;
+}

@@ -109,6 +109,22 @@ async fn counted<T>(
 }
 
 #[derive(Serialize)]
+struct StatusResponse {
+    totp: &'static str,
+    recovery_codes_left: u32,
+}
+
+/// `GET /v1/me/mfa`: whether the caller's second factor is off, pending or on, and how many
+/// recovery codes are left, so a client knows what to offer.
+pub async fn status(state: web::Data<AppState>, caller: AuthUser) -> ApiResult {
+    let (totp, recovery_codes_left) = state.mfa.state(caller.user_id).await?;
+    Ok(HttpResponse::Ok().json(StatusResponse {
+        totp: totp.as_str(),
+        recovery_codes_left,
+    }))
+}
+
+#[derive(Serialize)]
 struct EnrollmentResponse {
     secret: String,
     otpauth_uri: String,

@@ -38,6 +38,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route(delete().to(me::delete_me)),
         )
         .service(resource("/v1/me/password").route(put().to(me::change_password)))
+        .service(resource("/v1/me/mfa").route(get().to(mfa::status)))
         .service(
             resource("/v1/me/mfa/totp")
                 .route(post().to(mfa::start_totp))

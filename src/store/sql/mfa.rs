@@ -116,6 +116,16 @@ impl MfaStore for Engine {
         Ok(removed)
     }
 
+    async fn recovery_codes_left(&self, user_id: Uuid) -> Result<u32, StoreError> {
+        let left: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM mfa_recovery_codes WHERE user_id = $1 AND used_at IS NULL",
+        )
+        .bind(user_id)
+        .fetch_one(self.pool())
+        .await?;
+        Ok(u32::try_from(left).unwrap_or(u32::MAX))
+    }
+
     async fn reseal_totp(&self, user_id: Uuid, from: &str, to: &str) -> Result<bool, StoreError> {
         let mut tx = self.begin_write().await?;
         let resealed =
