@@ -4,7 +4,7 @@
 use actix_web::{HttpResponse, web};
 use serde::Deserialize;
 
-use super::me::account_gone;
+use super::caller::account_gone;
 use super::password::Accepted;
 use crate::audit::{self, AuditEvent};
 use crate::auth::token_hash;

@@ -7,9 +7,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::audit::{self, AuditEvent};
 use crate::domain::{DisplayName, Email, Password};
-use crate::http::error::{ApiError, ApiResult, FieldError, TokenProblem};
+use crate::http::error::{ApiError, ApiResult, FieldError};
 use crate::http::extract::{AuthUser, ClientIp, JsonBody, non_null};
-use crate::http::routes::mfa::require_recent_mfa;
+use crate::http::routes::caller::{
+    account_gone, check_password, own_credentials, require_recent_mfa,
+};
 use crate::http::state::AppState;
 use crate::mail::log_unqueued;
 use crate::store::{self, Credentials, StoreError, User, UserChanges};
@@ -197,50 +199,10 @@ pub async fn delete_me(
     Ok(HttpResponse::NoContent().finish())
 }
 
-pub(super) async fn own_credentials(
-    state: &AppState,
-    caller: &AuthUser,
-) -> Result<Credentials, ApiError> {
-    state
-        .store
-        .credentials_by_id(caller.user_id)
-        .await?
-        .ok_or(account_gone())
-}
-
-/// A wrong current password is a failed login: 401, the same answer as a bad login, and it
-/// counts against the same rate limits and lockout.
-pub(super) async fn check_password(
-    state: &AppState,
-    ip: IpAddr,
-    credentials: &Credentials,
-    password: &str,
-) -> Result<(), ApiError> {
-    let account = credentials.user.email.as_str();
-    state.limits.password_attempt(ip, account).await?;
-    let verification = state
-        .hasher
-        .verify(password, Some(&credentials.password_hash))
-        .await?;
-    if verification.matches() {
-        state.limits.password_succeeded(ip, account).await?;
-        Ok(())
-    } else {
-        state.limits.password_failed(ip, account).await?;
-        Err(ApiError::InvalidCredentials)
-    }
-}
-
-/// A valid signature over a user that no longer exists is a token that no longer counts.
-pub(super) fn account_gone() -> ApiError {
-    ApiError::Unauthorized(TokenProblem::Invalid(
-        "the account of this token no longer exists",
-    ))
-}
-
 /// A store error while writing the caller's own account. The account can be deleted (by an admin,
 /// or by another request of the caller's) while a request is past the token check and verifying a
-/// password: that is the same token-whose-account-is-gone 401 as above, never a 404 for `/v1/me`.
+/// password: that is the same token-whose-account-is-gone 401 as [`account_gone`], never a 404
+/// for `/v1/me`.
 fn own_account(err: StoreError) -> ApiError {
     match err {
         StoreError::UserNotFound => account_gone(),

@@ -10,11 +10,10 @@ use std::net::IpAddr;
 
 use actix_web::http::header;
 use actix_web::{HttpResponse, web};
-use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::me::{check_password, own_credentials};
+use super::caller::{check_password, own_credentials, require_recent_mfa};
 use crate::audit::{self, AuditEvent};
 use crate::auth::TotpCode;
 use crate::http::error::{ApiError, ApiResult, FieldError};
@@ -68,23 +67,6 @@ impl FactorBody {
                 "give either code or recovery_code",
             )])),
         }
-    }
-}
-
-/// For an account with a second factor, a sensitive change needs an `aal2` token whose factor
-/// was proved recently; otherwise 403 `mfa_required`.
-pub(super) async fn require_recent_mfa(
-    state: &AppState,
-    caller: &AuthUser,
-) -> Result<(), ApiError> {
-    if !state.mfa.enabled(caller.user_id).await? {
-        return Ok(());
-    }
-    let since = Utc::now().timestamp() - state.mfa.step_up_max_age.num_seconds();
-    if caller.methods.aal() == "aal2" && caller.auth_time >= since {
-        Ok(())
-    } else {
-        Err(ApiError::MfaRequired)
     }
 }
 

@@ -1,6 +1,7 @@
 //! HTTP handlers, one module per resource.
 
 mod auth;
+mod caller;
 mod docs;
 mod email;
 mod health;

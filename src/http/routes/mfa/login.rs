@@ -8,7 +8,7 @@ use crate::audit::{self, AuditEvent};
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::{AuthUser, ClientIp, JsonBody};
 use crate::http::routes::auth::logged_in;
-use crate::http::routes::me::account_gone;
+use crate::http::routes::caller::account_gone;
 use crate::http::state::AppState;
 use crate::mfa::Challenge;
 
