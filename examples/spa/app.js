@@ -41,6 +41,10 @@
   // form takes, "code" (from the authenticator app) or "recovery_code". The mfa_token is half a
   // login: never in storage or the DOM, and dropped once answered, refused or abandoned.
   let challenge = null;
+  // The account's second factor as GET /v1/me/mfa last said ({ totp, recovery_codes_left }), or
+  // null when unknown. The access token's `aal` says what this session proved, not whether the
+  // account has a factor: the session that enrolled one stays at aal1.
+  let factor = null;
 
   // Sent with every request the cookie authenticates (refresh, logout). A page on another origin
   // cannot add a custom header without a CORS preflight, which only allowed origins pass, so the
@@ -103,7 +107,16 @@
     const aal = claims(session.accessToken).aal;
     $("aal").textContent = aal;
     $("aal-text").textContent = aal === "aal2" ? "(password and a second factor)" : "(password only)";
-    $("enroll").hidden = aal === "aal2" || !$("enroll-confirm").hidden || !$("recovery").hidden;
+    $("factor").textContent = factorText();
+    const enabled = aal === "aal2" || (factor && factor.totp === "enabled");
+    $("enroll").hidden = enabled || !$("enroll-confirm").hidden || !$("recovery").hidden;
+  }
+
+  function factorText() {
+    if (!factor) return "unknown";
+    if (factor.totp !== "enabled") return factor.totp;
+    const left = factor.recovery_codes_left;
+    return "enabled, " + left + " recovery code" + (left === 1 ? "" : "s") + " left";
   }
 
   // Forgets an enrollment shown on the page: the secret, its QR code and the recovery codes.
@@ -161,6 +174,7 @@
 
   function endSession(why) {
     session = null;
+    factor = null;
     showLoggedOut(why);
   }
 
@@ -301,6 +315,8 @@
     $("enroll-secret").textContent = answer.body.secret;
     $("enroll").hidden = true;
     $("enroll-confirm").hidden = false;
+    factor = { totp: "pending", recovery_codes_left: 0 };
+    showSecondFactor();
     $("enroll-code").focus();
   }
 
@@ -317,6 +333,7 @@
       return;
     }
     resetEnrollment();
+    factor = { totp: "enabled", recovery_codes_left: answer.body.recovery_codes.length };
     for (const recoveryCode of answer.body.recovery_codes) {
       const item = document.createElement("li");
       item.textContent = recoveryCode;
@@ -333,10 +350,17 @@
     const { status, body } = answer;
     if (status === 200) {
       if (session) session.user = body;
+      await loadFactor();
       showLoggedIn(body);
     } else {
       endSession(body && body.code ? body.code : "HTTP " + status);
     }
+  }
+
+  // What the page offers depends on the account's factor, which only the API knows.
+  async function loadFactor() {
+    const answer = await authorized("GET", "/v1/me/mfa");
+    factor = answer && answer.status === 200 ? answer.body : null;
   }
 
   // Logout by cookie: it names the session whatever became of the access token, ends it on the

@@ -184,7 +184,7 @@ test("browser example against Latchkey in refresh-cookie mode", { timeout: 180_0
     await Promise.all([waitForMe(200), page.click("#signup")]);
     await expectStatus("in", `Logged in as ${email}`);
     const made = await callsSince(from);
-    assert.deepEqual(summary(made), ["POST /v1/auth/signup 201", "GET /v1/me 200"]);
+    assert.deepEqual(summary(made), ["POST /v1/auth/signup 201", "GET /v1/me 200", "GET /v1/me/mfa 200"]);
     assert.equal(made[0].auth, undefined);
     const tokens = await assertTokenResponse(made[0].response);
     accessToken = tokens.access_token;
@@ -234,7 +234,7 @@ test("browser example against Latchkey in refresh-cookie mode", { timeout: 180_0
     await Promise.all([waitForMe(200), page.click("#whoami")]);
     await expectStatus("in", `Logged in as ${email}`);
     const made = await callsSince(from);
-    assert.deepEqual(summary(made), ["GET /v1/me 401", "POST /v1/auth/refresh 200", "GET /v1/me 200"]);
+    assert.deepEqual(summary(made), ["GET /v1/me 401", "POST /v1/auth/refresh 200", "GET /v1/me 200", "GET /v1/me/mfa 200"]);
     assert.equal((await made[0].response.json()).code, "invalid_token");
     assert.equal(made[0].auth, `Bearer ${accessToken}`);
 
@@ -261,7 +261,7 @@ test("browser example against Latchkey in refresh-cookie mode", { timeout: 180_0
     await Promise.all([waitForMe(200), page.reload()]);
     await expectStatus("in", `Logged in as ${email}`);
     const made = await callsSince(from);
-    assert.deepEqual(summary(made), ["POST /v1/auth/refresh 200", "GET /v1/me 200"]);
+    assert.deepEqual(summary(made), ["POST /v1/auth/refresh 200", "GET /v1/me 200", "GET /v1/me/mfa 200"]);
     assert.equal(made[0].cookie, `${COOKIE}=${refreshCookie}`);
     accessToken = (await assertTokenResponse(made[0].response)).access_token;
     assert.equal(made[1].auth, `Bearer ${accessToken}`);
@@ -313,7 +313,7 @@ test("browser example against Latchkey in refresh-cookie mode", { timeout: 180_0
     await page.click("#logout");
     await expectStatus("out", "Logged out");
     const made = await callsSince(from);
-    assert.deepEqual(summary(made), ["POST /v1/auth/login 200", "GET /v1/me 200", "POST /v1/auth/logout 204"]);
+    assert.deepEqual(summary(made), ["POST /v1/auth/login 200", "GET /v1/me 200", "GET /v1/me/mfa 200", "POST /v1/auth/logout 204"]);
     await assertTokenResponse(made[0].response);
     assert.equal(await jarCookie(), undefined, "logout must clear the refresh cookie");
     if (SCREENSHOT) await page.screenshot({ path: SCREENSHOT.replace(/\.png$/, "-logged-out.png"), fullPage: true });
@@ -336,6 +336,7 @@ test("browser example against Latchkey in refresh-cookie mode", { timeout: 180_0
     await expectStatus("in", `Logged in as ${email}`);
     const login = await assertTokenResponse((await callsSince(from))[0].response);
     assert.equal((await page.locator("#aal").textContent()).trim(), "aal1");
+    assert.equal(await page.locator("#factor").textContent(), "off");
 
     // A wrong password adds nothing: the error is shown, once (no refresh and retry), and the
     // form stays.
@@ -354,6 +355,7 @@ test("browser example against Latchkey in refresh-cookie mode", { timeout: 180_0
     await page.locator("#enroll-confirm").waitFor({ state: "visible" });
     made = await callsSince(from);
     assert.deepEqual(summary(made), ["POST /v1/me/mfa/totp 200"]);
+    assert.equal(await page.locator("#factor").textContent(), "pending");
     assert.equal(made[0].auth, `Bearer ${login.access_token}`);
     assert.deepEqual(JSON.parse(made[0].body), { password });
     const enrollment = await made[0].response.json();
@@ -384,6 +386,18 @@ test("browser example against Latchkey in refresh-cookie mode", { timeout: 180_0
     assert.equal(await page.locator("#enroll-qr").getAttribute("src"), null);
     assert.ok(!(await page.content()).includes(secret), "the secret is still in the DOM");
     assert.equal((await page.locator("#aal").textContent()).trim(), "aal1");
+    assert.ok(await page.locator("#enroll").isHidden());
+    assert.equal(await page.locator("#factor").textContent(), "enabled, 10 recovery codes left");
+  });
+
+  await t.test("after a reload the enrolling session, still aal1, is not offered a second authenticator", async () => {
+    const from = calls.length;
+    await Promise.all([waitForMe(200), page.reload()]);
+    await expectStatus("in", `Logged in as ${email}`);
+    const made = await callsSince(from);
+    assert.deepEqual(summary(made), ["POST /v1/auth/refresh 200", "GET /v1/me 200", "GET /v1/me/mfa 200"]);
+    assert.equal((await page.locator("#aal").textContent()).trim(), "aal1");
+    assert.equal(await page.locator("#factor").textContent(), "enabled, 10 recovery codes left");
     assert.ok(await page.locator("#enroll").isHidden());
   });
 
@@ -423,7 +437,7 @@ test("browser example against Latchkey in refresh-cookie mode", { timeout: 180_0
     await Promise.all([waitForMe(200), page.click("#challenge-verify")]);
     await expectStatus("in", `Logged in as ${email}`);
     const made = await callsSince(from);
-    assert.deepEqual(summary(made), ["POST /v1/auth/mfa/verify 200", "GET /v1/me 200"]);
+    assert.deepEqual(summary(made), ["POST /v1/auth/mfa/verify 200", "GET /v1/me 200", "GET /v1/me/mfa 200"]);
     assert.equal(made[0].auth, undefined);
     assert.deepEqual(JSON.parse(made[0].body), { mfa_token: mfaToken, [field]: value });
     // Like a password login: the token response in the body, the refresh cookie in the jar.
@@ -459,6 +473,7 @@ test("browser example against Latchkey in refresh-cookie mode", { timeout: 180_0
 
     const step = Math.max(confirmedStep + 1, stepAt(Date.now()));
     await verifyLogsIn(mfaToken, "code", totp(key, step), ["pwd", "otp"]);
+    assert.equal(await page.locator("#factor").textContent(), "enabled, 10 recovery codes left");
   });
 
   await t.test("a recovery code instead of a code logs in at aal2 too", async () => {
@@ -466,6 +481,7 @@ test("browser example against Latchkey in refresh-cookie mode", { timeout: 180_0
     await page.click("#challenge-switch");
     assert.equal((await page.locator("#challenge-label").textContent()).trim(), "Recovery code");
     await verifyLogsIn(mfaToken, "recovery_code", recoveryCodes[0], ["pwd", "recovery"]);
+    assert.equal(await page.locator("#factor").textContent(), "enabled, 9 recovery codes left");
     await page.click("#logout");
     await expectStatus("out", "Logged out");
     assert.equal(await jarCookie(), undefined, "logout must clear the refresh cookie");
