@@ -68,3 +68,18 @@ pub(super) async fn require_recent_mfa(
         Err(ApiError::MfaRequired)
     }
 }
+
+/// A sensitive change's proof that the caller is the account's owner now: a recent second factor
+/// (when the account has one), then the password typed again. The caller's account, when both
+/// hold.
+pub(super) async fn reauthenticated(
+    state: &AppState,
+    caller: &AuthUser,
+    ip: IpAddr,
+    password: &str,
+) -> Result<Credentials, ApiError> {
+    require_recent_mfa(state, caller).await?;
+    let credentials = own_credentials(state, caller).await?;
+    check_password(state, ip, &credentials, password).await?;
+    Ok(credentials)
+}

@@ -10,7 +10,7 @@ use crate::domain::{DisplayName, Email, Password};
 use crate::http::error::{ApiError, ApiResult, FieldError};
 use crate::http::extract::{AuthUser, ClientIp, JsonBody, non_null};
 use crate::http::routes::caller::{
-    account_gone, check_password, own_credentials, require_recent_mfa,
+    account_gone, check_password, own_credentials, reauthenticated, require_recent_mfa,
 };
 use crate::http::state::AppState;
 use crate::mail::log_unqueued;
@@ -155,9 +155,7 @@ pub async fn change_password(
     let new_password = Password::parse(body.new_password).map_err(|msg| {
         ApiError::Validation(vec![FieldError::new("new_password", "invalid", msg)])
     })?;
-    require_recent_mfa(&state, &caller).await?;
-    let credentials = own_credentials(&state, &caller).await?;
-    check_password(&state, ip, &credentials, &body.current_password).await?;
+    reauthenticated(&state, &caller, ip, &body.current_password).await?;
     let hash = state.hasher.hash(&new_password).await?;
     let at = store::now();
     state
@@ -184,9 +182,7 @@ pub async fn delete_me(
     ClientIp(ip): ClientIp,
     JsonBody(body): JsonBody<DeleteMeBody>,
 ) -> ApiResult {
-    require_recent_mfa(&state, &caller).await?;
-    let credentials = own_credentials(&state, &caller).await?;
-    check_password(&state, ip, &credentials, &body.password).await?;
+    reauthenticated(&state, &caller, ip, &body.password).await?;
     let at = store::now();
     state
         .sessions

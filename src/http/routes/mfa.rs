@@ -13,7 +13,7 @@ use actix_web::{HttpResponse, web};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::caller::{check_password, own_credentials, require_recent_mfa};
+use super::caller::{own_credentials, reauthenticated, require_recent_mfa};
 use crate::audit::{self, AuditEvent};
 use crate::auth::TotpCode;
 use crate::http::error::{ApiError, ApiResult, FieldError};
@@ -128,9 +128,7 @@ pub async fn start_totp(
     ClientIp(ip): ClientIp,
     JsonBody(body): JsonBody<EnrollBody>,
 ) -> ApiResult {
-    require_recent_mfa(&state, &caller).await?;
-    let credentials = own_credentials(&state, &caller).await?;
-    check_password(&state, ip, &credentials, &body.password).await?;
+    let credentials = reauthenticated(&state, &caller, ip, &body.password).await?;
     let enrollment = state
         .mfa
         .enroll(caller.user_id, &credentials.user.email)
@@ -195,9 +193,7 @@ pub async fn disable_totp(
     JsonBody(body): JsonBody<DisableBody>,
 ) -> ApiResult {
     let factor = body.factor.parse()?;
-    require_recent_mfa(&state, &caller).await?;
-    let credentials = own_credentials(&state, &caller).await?;
-    check_password(&state, ip, &credentials, &body.password).await?;
+    let credentials = reauthenticated(&state, &caller, ip, &body.password).await?;
     let account = credentials.user.email.as_str();
     state.limits.password_attempt(ip, account).await?;
     let disabled = state.mfa.disable(caller.user_id, Some(&factor)).await;
